@@ -1,0 +1,40 @@
+"""The record formats of the Data Streamer: kinds, versions, parsing, rendering, CSV.
+
+Records are read from any version into one canonical form (the ``new`` shape) and written
+from it in the version and shape each destination asked for. ``../spec/FORMATS.md`` is the
+contract; the JSON Schema files of each kind and version live in ``schemas/json/``.
+"""
+
+from schemas.csv_format import csv_header, csv_row, read_csv, render_csv
+from schemas.decode import iter_json, loads, parse_json
+from schemas.errors import InvalidValue, MalformedRecord, MissingField, RecordError, WrongType
+from schemas.jsonschema import json_schema
+from schemas.kinds import NULLABLE_ROOTS, Kind, Record, Shape, Version, detect_kind, detect_version
+from schemas.parse import parse_record
+from schemas.render import dumps, render
+
+__all__ = [
+    "NULLABLE_ROOTS",
+    "InvalidValue",
+    "Kind",
+    "MalformedRecord",
+    "MissingField",
+    "Record",
+    "RecordError",
+    "Shape",
+    "Version",
+    "WrongType",
+    "csv_header",
+    "csv_row",
+    "detect_kind",
+    "detect_version",
+    "dumps",
+    "iter_json",
+    "json_schema",
+    "loads",
+    "parse_json",
+    "parse_record",
+    "read_csv",
+    "render",
+    "render_csv",
+]

@@ -1,0 +1,127 @@
+"""Write a canonical record in a format version and shape (FORMATS.md §2.1, §3.3).
+
+Rendering never changes the canonical record: the legacy versions get shallow copies of the
+parts they change. ``new`` is the canonical form itself. JSON is written with sorted keys, so
+the same record always gives the same bytes; unknown fields are carried in every JSON shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from schemas.kinds import Kind, Record, Shape, Version
+from schemas.timestamps import legacy_timestamp
+
+__all__ = ["ascii_only", "dumps", "render"]
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_KEEN_DROPPED = {Kind.EVENT: ("imsi", "user"), Kind.USAGE: ("imsi", "imsi_id")}
+_KEEN_ENDPOINT = {Kind.EVENT: ("id", "name"), Kind.USAGE: ("id", "balance")}
+
+
+def render(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> Record:
+    """Return ``record`` as ``version`` writes it, in the full or the KeenIO shape.
+
+    KeenIO's ``new`` shape is the full one (FORMATS.md §3.3).
+    """
+    if version is Version.NEW:
+        return record
+    out = _legacy_event(record) if kind is Kind.EVENT else _legacy_usage(record)
+    if version is Version.OLD:
+        _drop_nulls(out)
+    if shape is Shape.KEEN:
+        _reduce(out, kind)
+        if version is Version.OLD and kind is Kind.USAGE:
+            out["keen"] = {"timestamp": out["start_timestamp"]}
+    if version is Version.OLD:
+        return ascii_only(out)  # type: ignore[no-any-return]
+    return out
+
+
+def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> bytes:
+    """Render ``record`` and serialise it as compact JSON with sorted keys."""
+    return orjson.dumps(render(record, kind, version, shape), option=orjson.OPT_SORT_KEYS)
+
+
+def ascii_only(value: Any) -> Any:
+    """The old system's encoding: every non-ASCII character of every string becomes a space."""
+    if isinstance(value, str):
+        return value if value.isascii() else _NON_ASCII.sub(" ", value)
+    if isinstance(value, dict):
+        return {ascii_only(k): ascii_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ascii_only(v) for v in value]
+    return value
+
+
+def _legacy_event(r: Record) -> Record:
+    out = dict(r)
+    out["timestamp"] = legacy_timestamp(r["timestamp"])
+    alert = r.get("alert")
+    if type(alert) is bool:
+        out["alert"] = int(alert)
+    source = r.get("event_source")
+    if source is not None:
+        out["event_source"] = _named(source)
+    _legacy_stamp(out, "sim", "production_date")
+    _legacy_stamp(out, "imsi", "import_date")
+    return out
+
+
+def _legacy_usage(r: Record) -> Record:
+    out = dict(r)
+    out["start_timestamp"] = legacy_timestamp(r["start_timestamp"])
+    out["end_timestamp"] = legacy_timestamp(r["end_timestamp"])
+    out["traffic_type"] = _named(r["traffic_type"])
+    endpoint = r.get("endpoint")
+    if endpoint is not None and endpoint.get("balance") is not None:
+        balance = dict(endpoint["balance"])
+        for key in ("last_updated", "expiry_date"):
+            if balance.get(key) is not None:
+                balance[key] = legacy_timestamp(balance[key])
+        out["endpoint"] = {**endpoint, "balance": balance}
+    _legacy_stamp(out, "sim", "production_date")
+    return out
+
+
+def _named(obj: Record) -> Record:
+    """``{id, description}`` → ``{id, name}``, keeping every other field."""
+    return {("name" if key == "description" else key): value for key, value in obj.items()}
+
+
+def _legacy_stamp(out: Record, entity: str, key: str) -> None:
+    inner = out.get(entity)
+    if inner is not None and inner.get(key) is not None:
+        out[entity] = {**inner, key: legacy_timestamp(inner[key])}
+
+
+def _drop_nulls(out: Record) -> None:
+    """The old system omits null root values and unset balance values."""
+    for key in [key for key, value in out.items() if value is None]:
+        del out[key]
+    endpoint = out.get("endpoint")
+    if endpoint is None or "balance" not in endpoint:
+        return
+    balance = endpoint["balance"]
+    if balance is None:
+        out["endpoint"] = {k: v for k, v in endpoint.items() if k != "balance"}
+    elif "expiry_date" in balance and balance["expiry_date"] is None:
+        trimmed = {k: v for k, v in balance.items() if k != "expiry_date"}
+        out["endpoint"] = {**endpoint, "balance": trimmed}
+
+
+def _reduce(out: Record, kind: Kind) -> None:
+    """KeenIO's reduced old/migrated shape: no ``imsi``/``user``, slim ``endpoint`` and ``sim``."""
+    for key in _KEEN_DROPPED[kind]:
+        out.pop(key, None)
+    if out.get("endpoint") is not None:
+        out["endpoint"] = _pick(out["endpoint"], _KEEN_ENDPOINT[kind])
+    if out.get("sim") is not None:
+        out["sim"] = _pick(out["sim"], ("id", "iccid"))
+
+
+def _pick(obj: Record, keys: tuple[str, ...]) -> Record:
+    return {key: obj[key] for key in keys if key in obj}
