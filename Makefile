@@ -21,4 +21,4 @@ test:
 	$(PY) -m pytest
 
 bench:
-	$(PY) bench/formats.py
+	$(PY) -m bench.formats

@@ -12,16 +12,16 @@ column becomes a root field holding its text). Each row is then parsed like any 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import orjson
-
+from schemas.decode import loads
 from schemas.errors import InvalidValue, MalformedRecord, RecordError
 from schemas.kinds import Kind, Record, Version
 from schemas.parse import parse_record
-from schemas.render import ascii_only
+from schemas.render import ascii_only, to_json
 from schemas.timestamps import legacy_timestamp
 
 __all__ = ["csv_header", "csv_row", "read_csv", "render_csv"]
@@ -235,7 +235,7 @@ def _cell(value: Any, column_type: str, legacy: bool) -> str:
     elif isinstance(value, float):
         text = _plain_float(value)
     else:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        text = to_json(value).decode()
     return '"' + text.replace('"', '""') + '"'
 
 
@@ -260,7 +260,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[Record]:
     except StopIteration:
         return
     except csv.Error as exc:
-        raise MalformedRecord(f"CSV header cannot be read: {exc}") from None
+        raise MalformedRecord(f"the CSV header row cannot be read: {exc}") from None
     kind, columns = _layout(header)
     index = 0
     try:
@@ -273,7 +273,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[Record]:
                 raise exc.at(index) from None
             index += 1
     except csv.Error as exc:
-        raise MalformedRecord(f"CSV row cannot be read: {exc}", index) from None
+        raise MalformedRecord(f"the CSV row cannot be read: {exc}", index) from None
 
 
 def _layout(header: list[str]) -> tuple[Kind, list[Column | None]]:
@@ -286,7 +286,8 @@ def _layout(header: list[str]) -> tuple[Kind, list[Column | None]]:
         legacy = "event_start_timestamp" in names
     else:
         raise MalformedRecord(
-            "CSV header is neither events (no 'event_type_id') nor usage (no 'traffic_type_id')"
+            "the CSV header row is neither events (no 'event_type_id') nor usage "
+            "(no 'traffic_type_id')"
         )
     by_name = {column.name: column for column in _LAYOUTS[kind, legacy]}
     return kind, [by_name.get(name) for name in header]
@@ -296,15 +297,25 @@ def _record(row: list[str], columns: list[Column | None], header: list[str]) -> 
     if len(row) != len(header):
         raise MalformedRecord(f"has {len(row)} fields, the header has {len(header)}")
     tree: Record = {}
+    documents: list[tuple[tuple[str, ...], Any]] = []
     for text, column, name in zip(row, columns, header, strict=True):
         if column is None:
             tree[name] = text or None
+            continue
+        if column.type == "json":  # a JSON document is data, not columns: it is never nulled
+            documents.append((column.path, _value(text, column)))
             continue
         node = tree
         for key in column.path[:-1]:
             node = node.setdefault(key, {})
         node[column.path[-1]] = _value(text, column)
-    return _nulled(tree)
+    tree = _nulled(tree)
+    for path, value in documents:
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return tree
 
 
 def _value(text: str, column: Column) -> Any:
@@ -314,16 +325,25 @@ def _value(text: str, column: Column) -> Any:
         if column.type == "int":
             return int(text)
         if column.type == "num":
-            return float(text) if any(c in text for c in ".eEnN") else int(text)
+            return _number(text)
         if column.type == "bool":
             return {"1": True, "true": True, "0": False, "false": False}[text.lower()]
         if column.type == "json":
-            return orjson.loads(text)
-    except (ValueError, KeyError, orjson.JSONDecodeError):
+            return loads(text.encode())
+    except (ValueError, KeyError):
         raise InvalidValue(
-            ".".join(column.path), f"{text!r} is not a valid {column.type}"
+            ".".join(column.path), f"is {text!r}, not a valid {column.type}"
         ) from None
     return text
+
+
+def _number(text: str) -> int | float:
+    if text.lstrip("-").isdigit():
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def _nulled(tree: Record) -> Record:

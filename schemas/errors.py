@@ -7,8 +7,9 @@
      └── InvalidValue        the type is right but the value is not (a bad timestamp, ...)
 
 ``field`` is a dotted path into the record (``sim.iccid``, ``event_type.id``), or ``$`` for the
-record as a whole. ``index`` is the record's position in its input (0-based) when the caller
-knows it; readers of many records set it.
+record as a whole. ``reason`` reads as a predicate of the field ("is required", "must be an
+integer, not a string") or, for ``$``, of the record. ``index`` is the record's position in
+its input (0-based) when the caller knows it; readers of many records set it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class RecordError(ValueError):
 
     @property
     def message(self) -> str:
-        where = f"record {self.index}: " if self.index is not None else ""
-        what = "record" if self.field == "$" else f"field {self.field!r}"
-        return f"{where}{what}: {self.reason}"
+        where = "" if self.index is None else f"record {self.index}: "
+        what = self.reason if self.field == "$" else f"field {self.field!r} {self.reason}"
+        return where + what
 
     def at(self, index: int) -> RecordError:
         """Return this error placed at position ``index`` of its input."""

@@ -1,4 +1,4 @@
-"""The JSON Schema (draft 2020-12) of each kind × version in the full shape, from ``json/``."""
+"""The JSON Schema (draft 2020-12) of each kind and version in the full shape, from ``json/``."""
 
 from __future__ import annotations
 

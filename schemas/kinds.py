@@ -18,6 +18,11 @@ class Kind(StrEnum):
     EVENT = "event"
     USAGE = "usage"
 
+    @property
+    def article(self) -> str:
+        """The kind with its article, for messages: "an event", "a usage"."""
+        return f"an {self}" if self is Kind.EVENT else f"a {self}"
+
 
 class Version(StrEnum):
     """Format versions: ``old`` (the old system), ``migrated`` ("Deprecated Format"), ``new``."""

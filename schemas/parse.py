@@ -13,6 +13,7 @@ It works in place on the object it is given (the caller hands over ownership) an
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from schemas.errors import (
@@ -29,6 +30,7 @@ from schemas.timestamps import canonical_timestamp
 __all__ = ["parse_record"]
 
 _MAX_ID = 2**63 - 1
+_BOOL_OR_NONE = frozenset((bool, type(None)))
 _SEVERITIES = {"INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "CRITICAL": "CRITICAL"}
 
 
@@ -44,15 +46,16 @@ def parse_record(
         raise MalformedRecord(f"must be a JSON object, not {json_type(record)}")
     found = detect_kind(record)
     if kind is not None and found is not kind:
-        raise RecordError("$", f"is a {found} record, not a {kind} record")
+        raise RecordError("$", f"is {found.article} record, not {kind.article} record")
     if version is not None:
         seen = detect_version(record, found)
         if (seen is Version.NEW) != (version is Version.NEW):
             field = "timestamp" if found is Kind.EVENT else "start_timestamp"
             raise InvalidValue(field, f"is written in the {seen} format, not {version}")
     if found is Kind.EVENT:
-        _event(record)
-    else:
+        if not _canonical_event(record):
+            _event(record)
+    elif not _canonical_usage(record):
         _usage(record)
     for name in NULLABLE_ROOTS[found]:
         if name not in record:
@@ -60,8 +63,172 @@ def parse_record(
     return record
 
 
+# The fast paths below only recognise a record that is already canonical and valid, without
+# changing it (numbers are taken as finite: the JSON and CSV readers refuse NaN and infinity).
+# Anything else (a legacy form, a digit written as a number, an error) goes through the full
+# normalisation (``_event``/``_usage``), which has the last word and names the field at fault.
+_NONE = type(None)
+_INT_OR_NONE = frozenset((int, _NONE))
+_STR_OR_NONE = frozenset((str, _NONE))
+_NUMBER_OR_NONE = frozenset((int, float, _NONE))
+_SEVERITY_NAMES = frozenset(("INFO", "WARN", "CRITICAL"))
+_EVENT_ROOTS = frozenset(NULLABLE_ROOTS[Kind.EVENT])
+_USAGE_ROOTS = frozenset(NULLABLE_ROOTS[Kind.USAGE])
+
+
+def _canonical_event(r: Record) -> bool:
+    get = r.get
+    kind = get("event_type")
+    severity = get("event_severity")
+    source = get("event_source")
+    organisation = get("organisation")
+    endpoint = get("endpoint")
+    sim = get("sim")
+    imsi = get("imsi")
+    user = get("user")
+    return (
+        r.keys() >= _EVENT_ROOTS
+        and _record_id(get("id"))
+        and _canonical_stamp(get("timestamp"))
+        and type(kind) is dict
+        and type(kind.get("id")) is int
+        and type(kind.get("description")) in _STR_OR_NONE
+        and (
+            severity is None
+            or (
+                type(severity) is dict
+                and type(severity.get("id")) is int
+                and (
+                    severity.get("description") in _SEVERITY_NAMES or "description" not in severity
+                )
+            )
+        )
+        and (
+            source is None
+            or (
+                type(source) is dict
+                and type(source.get("id")) is int
+                and type(source.get("description")) is str
+            )
+        )
+        and type(organisation) is dict
+        and type(organisation.get("id")) is int
+        and type(get("alert")) in _BOOL_OR_NONE
+        and type(get("description")) in _STR_OR_NONE
+        and (endpoint is None or (type(endpoint) is dict and _canonical_endpoint(endpoint)))
+        and (sim is None or (type(sim) is dict and _canonical_sim(sim)))
+        and (
+            imsi is None
+            or (
+                type(imsi) is dict
+                and type(imsi.get("id")) in _INT_OR_NONE
+                and type(imsi.get("imsi")) in _STR_OR_NONE
+                and _canonical_stamp_or_none(imsi.get("import_date"))
+            )
+        )
+        and _canonical_entity(user)
+    )
+
+
+def _canonical_usage(r: Record) -> bool:
+    get = r.get
+    volume = get("volume")
+    traffic = get("traffic_type")
+    organisation = get("organisation")
+    currency = get("currency")
+    operator = get("operator")
+    tariff = get("tariff")
+    endpoint = get("endpoint")
+    sim = get("sim")
+    return (
+        r.keys() >= _USAGE_ROOTS
+        and "keen" not in r
+        and _record_id(get("id"))
+        and _canonical_stamp(get("start_timestamp"))
+        and _canonical_stamp(get("end_timestamp"))
+        and type(get("cost")) in _NUMBER_OR_NONE
+        and type(volume) is dict
+        and type(volume.get("total")) in _NUMBER_OR_NONE
+        and type(volume.get("rx")) in _NUMBER_OR_NONE
+        and type(volume.get("tx")) in _NUMBER_OR_NONE
+        and type(traffic) is dict
+        and type(traffic.get("id")) is int
+        and type(traffic.get("description")) is str
+        and type(organisation) is dict
+        and type(organisation.get("id")) is int
+        and _canonical_entity(currency)
+        and (operator is None or (type(operator) is dict and _canonical_operator(operator)))
+        and (tariff is None or (type(tariff) is dict and _canonical_tariff(tariff)))
+        and (endpoint is None or (type(endpoint) is dict and _canonical_usage_endpoint(endpoint)))
+        and (sim is None or (type(sim) is dict and _canonical_sim(sim)))
+        and type(get("imsi")) in _STR_OR_NONE
+        and type(get("imsi_id")) in _INT_OR_NONE
+    )
+
+
+def _canonical_stamp(value: object) -> bool:
+    if type(value) is not str or value[4:17:3] != "--T::" or value[-1:] != "Z":
+        return False
+    if len(value) != 20 and (len(value) != 24 or value[19] != "."):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _canonical_stamp_or_none(value: object) -> bool:
+    return value is None or _canonical_stamp(value)
+
+
+def _canonical_endpoint(endpoint: Record) -> bool:
+    return type(endpoint.get("id")) in _INT_OR_NONE and type(endpoint.get("imei")) in _STR_OR_NONE
+
+
+def _canonical_usage_endpoint(endpoint: Record) -> bool:
+    if "balance" not in endpoint or not _canonical_endpoint(endpoint):
+        return False
+    balance = endpoint["balance"]
+    if balance is None:
+        return True
+    if type(balance) is not dict or "expiry_date" not in balance:
+        return False
+    currency = balance.get("currency")
+    return (
+        type(balance.get("amount")) in _NUMBER_OR_NONE
+        and _canonical_stamp_or_none(balance.get("last_updated"))
+        and _canonical_stamp_or_none(balance["expiry_date"])
+        and _canonical_entity(currency)
+    )
+
+
+def _canonical_sim(sim: Record) -> bool:
+    return (
+        type(sim.get("id")) in _INT_OR_NONE
+        and type(sim.get("iccid")) in _STR_OR_NONE
+        and type(sim.get("msisdn")) in _STR_OR_NONE
+        and _canonical_stamp_or_none(sim.get("production_date"))
+    )
+
+
+def _canonical_operator(operator: Record) -> bool:
+    country = operator.get("country")
+    return type(operator.get("id")) in _INT_OR_NONE and _canonical_entity(country)
+
+
+def _canonical_tariff(tariff: Record) -> bool:
+    ratezone = tariff.get("ratezone")
+    return type(tariff.get("id")) in _INT_OR_NONE and _canonical_entity(ratezone)
+
+
+def _canonical_entity(value: object) -> bool:
+    """Null, or an object whose ``id`` is an integer or absent."""
+    return value is None or (type(value) is dict and type(value.get("id")) in _INT_OR_NONE)
+
+
 def _event(r: Record) -> None:
-    _id(r, "id", "")
+    _root_id(r)
     r["timestamp"] = canonical_timestamp(_required(r, "timestamp", ""), "timestamp")
     _described(_object(r, "event_type", "", required=True), "event_type.")
     severity = _object(r, "event_severity", "")
@@ -96,7 +263,7 @@ def _event(r: Record) -> None:
 
 
 def _usage(r: Record) -> None:
-    _id(r, "id", "")
+    _root_id(r)
     r.pop("keen", None)
     r["start_timestamp"] = canonical_timestamp(
         _required(r, "start_timestamp", ""), "start_timestamp"
@@ -138,6 +305,16 @@ def _usage(r: Record) -> None:
     _id(r, "imsi_id", "", required=False)
 
 
+def _record_id(value: object) -> bool:
+    return type(value) is int and -_MAX_ID - 1 <= value <= _MAX_ID
+
+
+def _root_id(r: Record) -> None:
+    _id(r, "id", "")
+    if not _record_id(r["id"]):
+        raise InvalidValue("id", f"is {r['id']}, which does not fit in 64 bits")
+
+
 def _required(obj: Record, key: str, prefix: str) -> Any:
     value = obj.get(key)
     if value is None:
@@ -159,8 +336,6 @@ def _object(obj: Record, key: str, prefix: str, required: bool = False) -> Any:
 def _id(obj: Record, key: str, prefix: str, required: bool = True) -> None:
     value = obj.get(key)
     if type(value) is int:
-        if value > _MAX_ID or value < -_MAX_ID - 1:
-            raise InvalidValue(prefix + key, f"{value} does not fit in 64 bits")
         return
     if value is None:
         if required:

@@ -1,12 +1,14 @@
 """Write a canonical record in a format version and shape (FORMATS.md §2.1, §3.3).
 
 Rendering never changes the canonical record: the legacy versions get shallow copies of the
-parts they change. ``new`` is the canonical form itself. JSON is written with sorted keys, so
-the same record always gives the same bytes; unknown fields are carried in every JSON shape.
+parts they change. ``new`` is the canonical form itself. Keys keep the order the producer wrote
+them in (renamed keys keep their place), so the same input always gives the same bytes; unknown
+fields are carried in every JSON shape.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,7 +17,7 @@ import orjson
 from schemas.kinds import Kind, Record, Shape, Version
 from schemas.timestamps import legacy_timestamp
 
-__all__ = ["ascii_only", "dumps", "render"]
+__all__ = ["ascii_only", "dumps", "render", "to_json"]
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _KEEN_DROPPED = {Kind.EVENT: ("imsi", "user"), Kind.USAGE: ("imsi", "imsi_id")}
@@ -42,8 +44,21 @@ def render(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FU
 
 
 def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> bytes:
-    """Render ``record`` and serialise it as compact JSON with sorted keys."""
-    return orjson.dumps(render(record, kind, version, shape), option=orjson.OPT_SORT_KEYS)
+    """Render ``record`` and serialise it as compact JSON."""
+    return to_json(render(record, kind, version, shape))
+
+
+def to_json(value: Any) -> bytes:
+    """Compact JSON of ``value``, exact for integers beyond 64 bits too.
+
+    The reader keeps such integers exact (an unknown field, a ``detail`` value); orjson refuses
+    to write them, so a value holding one is written by the standard library instead.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode()
 
 
 def ascii_only(value: Any) -> Any:

@@ -26,12 +26,14 @@ def canonical_timestamp(value: object, field: str) -> str:
     """
     if not isinstance(value, str):
         raise WrongType(field, "a timestamp string", value)
-    if _CANONICAL.fullmatch(value):
+    # The legacy form, the common case of old input, becomes a canonical candidate.
+    text = f"{value[:10]}T{value[11:]}Z" if len(value) == 19 and value[10] == " " else value
+    if _CANONICAL.fullmatch(text):
         try:
-            datetime.fromisoformat(value)
+            datetime.fromisoformat(text)
         except ValueError:
             raise _invalid(field, value) from None
-        return value
+        return text
     match = _ANY.fullmatch(value)
     if match is None:
         raise _invalid(field, value)
@@ -59,5 +61,5 @@ def _offset(zone: str | None) -> str:
 
 def _invalid(field: str, value: str) -> InvalidValue:
     return InvalidValue(
-        field, f"{value!r} is not a timestamp like '2020-11-10T08:59:19Z' or '2020-11-10 08:59:19'"
+        field, f"is {value!r}, not a timestamp like '2020-11-10T08:59:19Z' or '2020-11-10 08:59:19'"
     )

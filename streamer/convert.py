@@ -1,0 +1,112 @@
+"""``streamer convert``: records in any version in, one chosen version out (NDJSON or CSV).
+
+Inputs are JSON (one object, an array, NDJSON) or CSV under one of the four S3 headers, as
+files or standard input, gzip-compressed when the name ends in ``.gz``. The input format is
+told from the first byte: ``{`` or ``[`` is JSON, anything else CSV. Records stream through one
+at a time, so the size of an input does not matter (a JSON array excepted: it is read whole).
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from typing import BinaryIO
+
+from schemas import (
+    Kind,
+    Record,
+    RecordError,
+    Shape,
+    Version,
+    csv_header,
+    csv_row,
+    detect_kind,
+    dumps,
+    parse_json,
+    read_csv,
+)
+
+__all__ = ["ConvertError", "convert"]
+
+
+class ConvertError(Exception):
+    """A problem with the input that the user must fix; the message says where and what."""
+
+
+def convert(
+    inputs: Sequence[str],
+    output: BinaryIO,
+    version: Version,
+    *,
+    as_csv: bool = False,
+    kind: Kind | None = None,
+    shape: Shape = Shape.FULL,
+) -> int:
+    """Convert every record of ``inputs`` ("-" is standard input) to ``output``; return the count.
+
+    With ``kind``, records of the other kind are read and checked but not written. Stops at
+    the first record that cannot be read, with a ``ConvertError`` naming the input,
+    the record's position and the field at fault.
+    """
+    written = 0
+    csv_kind: Kind | None = None
+    for name in inputs or ["-"]:
+        with ExitStack() as stack:
+            stream = _open(name, stack)
+            try:
+                for index, record in enumerate(_records(stream)):
+                    record_kind = detect_kind(record)
+                    if kind is not None and record_kind is not kind:
+                        continue
+                    if not as_csv:
+                        output.write(dumps(record, record_kind, version, shape) + b"\n")
+                    else:
+                        if csv_kind is None:
+                            csv_kind = record_kind
+                            output.write(csv_header(csv_kind, version).encode())
+                        if record_kind is not csv_kind:
+                            raise RecordError(
+                                "$",
+                                f"is {record_kind.article} record in a file of {csv_kind} "
+                                "records; a CSV file holds one kind: choose it with --kind",
+                            ).at(index)
+                        output.write(csv_row(record, record_kind, version).encode())
+                    written += 1
+            except RecordError as exc:
+                raise ConvertError(f"{_label(name)}: {exc.message}") from None
+            except (OSError, EOFError) as exc:
+                raise ConvertError(f"{_label(name)}: cannot read: {exc}") from None
+    return written
+
+
+def _records(stream: BinaryIO) -> Iterator[Record]:
+    lines = iter(stream)
+    first = next((line for line in lines if line.strip()), b"")
+    lines = itertools.chain([first], lines)
+    if first.lstrip()[:1] in (b"{", b"["):
+        for item in parse_json(lines):
+            if isinstance(item, RecordError):
+                raise item
+            yield item
+        return
+    try:
+        yield from read_csv(line.decode() for line in lines)
+    except UnicodeDecodeError:
+        raise RecordError("$", "the CSV file is not valid UTF-8") from None
+
+
+def _open(name: str, stack: ExitStack) -> BinaryIO:
+    try:
+        raw = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))  # noqa: SIM115
+    except OSError as exc:
+        raise ConvertError(f"{name}: cannot open: {exc.strerror}") from None
+    if name.endswith(".gz"):
+        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[return-value]
+    return raw
+
+
+def _label(name: str) -> str:
+    return "<stdin>" if name == "-" else name

@@ -1,0 +1,120 @@
+"""``streamer convert`` as a user runs it: a real subprocess, real files, real pipes."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from schemas import Kind, Version, csv_header, detect_kind, json_schema
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "records.ndjson"
+
+
+def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", "convert", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("version", list(Version))
+def test_sample_converts_to_each_version_and_validates(version: Version) -> None:
+    result = run("--to", version, str(SAMPLE))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(SAMPLE.read_bytes().splitlines())
+    for line in lines:
+        record = orjson.loads(line)
+        kind = detect_kind(record)
+        errors = list(Draft202012Validator(json_schema(kind, version)).iter_errors(record))
+        assert errors == [], (line, errors[0].message if errors else None)
+
+
+def test_csv_output_per_kind_has_the_header_and_one_row_per_record(tmp_path: Path) -> None:
+    result = run("--csv", "--kind", "usage", "--to", "migrated", str(SAMPLE))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert text.startswith(csv_header(Kind.USAGE, Version.MIGRATED))
+    usage_in_sample = sum(b'"traffic_type"' in line for line in SAMPLE.read_bytes().splitlines())
+    assert text.count("\n") == 1 + usage_in_sample
+
+    archive = tmp_path / "cdr_20261101_000000.csv.gz"
+    archive.write_bytes(gzip.compress(result.stdout))
+    back = run("--to", "new", str(archive))
+    assert back.returncode == 0, back.stderr
+    ids = [orjson.loads(line)["id"] for line in back.stdout.splitlines()]
+    expected = [
+        orjson.loads(line)["id"]
+        for line in SAMPLE.read_bytes().splitlines()
+        if b'"traffic_type"' in line
+    ]
+    assert ids == expected
+
+
+def test_stdin_and_gzip_give_the_same_output(tmp_path: Path) -> None:
+    packed = tmp_path / "records.ndjson.gz"
+    packed.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    from_stdin = run("--to", "old", stdin=SAMPLE.read_bytes())
+    from_gzip = run("--to", "old", str(packed))
+    assert from_stdin.returncode == from_gzip.returncode == 0
+    assert from_stdin.stdout == from_gzip.stdout
+    assert from_stdin.stdout.isascii()
+
+
+def test_a_json_array_on_stdin_reads_like_ndjson() -> None:
+    lines = SAMPLE.read_bytes().splitlines()
+    array = b"[" + b",\n".join(lines) + b"]"
+    assert run(stdin=array).stdout == run(stdin=SAMPLE.read_bytes()).stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"id": 1}\n', "record 0: is neither an event"),
+        (b'{}\n{"event_type": {"id": 1}, "id": 1}\n', "record 0: is neither"),
+        (
+            SAMPLE.read_bytes().splitlines()[0] + b"\n" + b'{"id": 2, "timestamp": "2021-13-01 '
+            b'00:00:00", "event_type": {"id": 1}, "organisation": {"id": 1}}\n',
+            "record 1: field 'timestamp' is '2021-13-01 00:00:00'",
+        ),
+        (b'{"id": 1, "event_type": \n', "record 0: is not valid JSON"),
+        (b"\xff\xfe\n", "the CSV file is not valid UTF-8"),
+    ],
+)
+def test_bad_input_names_the_record_and_field_without_a_traceback(
+    body: bytes, expected: str
+) -> None:
+    result = run(stdin=body)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1
+    assert expected in stderr
+    assert stderr.startswith("streamer convert: <stdin>: ")
+    assert "Traceback" not in stderr
+
+
+def test_missing_file_and_broken_gzip_are_clear_errors(tmp_path: Path) -> None:
+    missing = run(str(tmp_path / "nope.ndjson"))
+    assert missing.returncode == 1
+    assert b"nope.ndjson: cannot open: No such file or directory" in missing.stderr
+
+    broken = tmp_path / "broken.ndjson.gz"
+    broken.write_bytes(gzip.compress(SAMPLE.read_bytes())[:100])
+    result = run(str(broken))
+    assert result.returncode == 1
+    assert b"broken.ndjson.gz: cannot read" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_mixed_kinds_in_csv_ask_for_kind() -> None:
+    result = run("--csv", str(SAMPLE))
+    assert result.returncode == 1
+    assert b"choose it with --kind" in result.stderr
