@@ -20,7 +20,6 @@ from schemas.errors import (
     InvalidValue,
     MalformedRecord,
     MissingField,
-    RecordError,
     WrongType,
     json_type,
 )
@@ -44,9 +43,14 @@ def parse_record(
     """
     if type(record) is not dict:
         raise MalformedRecord(f"must be a JSON object, not {json_type(record)}")
-    found = detect_kind(record)
+    try:
+        found = detect_kind(record)
+    except InvalidValue:
+        if kind is None:
+            raise
+        raise MissingField("event_type" if kind is Kind.EVENT else "traffic_type") from None
     if kind is not None and found is not kind:
-        raise RecordError("$", f"is {found.article} record, not {kind.article} record")
+        raise InvalidValue("$", f"is {found.article} record, not {kind.article} record")
     if version is not None:
         seen = detect_version(record, found)
         if (seen is Version.NEW) != (version is Version.NEW):
@@ -109,6 +113,7 @@ def _canonical_event(r: Record) -> bool:
                 type(source) is dict
                 and type(source.get("id")) is int
                 and type(source.get("description")) is str
+                and "name" not in source
             )
         )
         and type(organisation) is dict
@@ -154,6 +159,7 @@ def _canonical_usage(r: Record) -> bool:
         and type(traffic) is dict
         and type(traffic.get("id")) is int
         and type(traffic.get("description")) is str
+        and "name" not in traffic
         and type(organisation) is dict
         and type(organisation.get("id")) is int
         and _canonical_entity(currency)
@@ -385,8 +391,8 @@ def _described(obj: Record, prefix: str) -> None:
 
 def _renamed(obj: Record, prefix: str) -> None:
     """``{id, name}`` (old/migrated) or ``{id, description}`` (new) → ``{id, description}``."""
-    if "name" in obj and "description" not in obj:
-        obj["description"] = obj.pop("name")
+    if "name" in obj:  # a record holding both keeps "description"
+        obj.setdefault("description", obj.pop("name"))
     _described(obj, prefix)
 
 

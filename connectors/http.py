@@ -1,0 +1,122 @@
+"""What the HTTP connectors share: the private-address guard, status classification, and
+mapping aiohttp's errors onto the connector error tree."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from connectors.base import DeliveryError, FatalError, RetryableError
+
+__all__ = [
+    "GuardedResolver",
+    "PrivateDestinationError",
+    "check_destination",
+    "error_for_exception",
+    "error_for_status",
+    "new_session",
+]
+
+
+class PrivateDestinationError(OSError):
+    """The destination is on a loopback, private or link-local address and those are refused."""
+
+
+def _is_public(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%")[0]).is_global
+
+
+def check_destination(url: str, allow_private: bool) -> None:
+    """Refuse a URL whose host is a non-public IP literal or ``localhost`` (names that resolve
+    to such addresses are refused at connect time by ``GuardedResolver``)."""
+    host = urlsplit(url).hostname or ""
+    if allow_private:
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        raise PrivateDestinationError(f"{host} is a loopback destination")
+    try:
+        public = _is_public(host)
+    except ValueError:
+        return  # a name: checked when it resolves
+    if not public:
+        raise PrivateDestinationError(f"{host} is not a public address")
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing names that resolve to non-public addresses."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if not self._allow_private:
+            for result in results:
+                if not _is_public(result["host"]):
+                    raise PrivateDestinationError(
+                        f"{host} resolves to {result['host']}, which is not a public address"
+                    )
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def new_session(allow_private: bool, timeout_secs: float) -> aiohttp.ClientSession:
+    """A client session with verified TLS, the address guard and a total timeout per request."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), limit=8)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_secs),
+        auto_decompress=True,
+    )
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_for_status(status: int, headers: Any, detail: str = "") -> DeliveryError:
+    """The error a non-2xx answer means: 408, 429 and 5xx retryable, anything else fatal."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "unknown status"
+    message = f"{status} {phrase}" + (f": {detail}" if detail else "")
+    if status in (408, 429) or status >= 500:
+        return RetryableError(message, status, retry_after(headers.get("Retry-After")))
+    return FatalError(message, status)
+
+
+def error_for_exception(exc: BaseException) -> DeliveryError:
+    """Map aiohttp's and the network's errors onto the error tree."""
+    cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
+    if isinstance(cause, PrivateDestinationError) or isinstance(exc, PrivateDestinationError):
+        return FatalError(f"destination refused: {cause}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return FatalError(f"TLS verification failed: {exc}")
+    if isinstance(exc, TimeoutError):
+        return RetryableError("the request timed out")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return FatalError(f"invalid URL: {exc}")
+    return RetryableError(f"network error: {exc}")

@@ -1,0 +1,109 @@
+"""Webhook (``RestAPI``) destination: each batch is one JSON array in one HTTP request.
+
+Headers per API.md §6: ``Content-Type: application/json``, ``User-Agent`` ``TLD`` for ``old``
+and ``DataStreamer/2.0`` otherwise, ``Accept: application/json``, ``Accept-Encoding: gzip,
+deflate``, the stream's own headers, an ``Idempotency-Key`` stable across retries of the same
+records, and, with a signing secret, the Standard Webhooks headers ``webhook-id``,
+``webhook-timestamp`` and ``webhook-signature``. 307 and 308 are followed with the method and
+body kept (five hops at most); any other 3xx is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import aiohttp
+
+from connectors.base import Batch, FatalError, Rendering, SendResult
+from connectors.http import check_destination, error_for_exception, error_for_status, new_session
+from schemas import Version
+
+__all__ = ["Webhook", "WebhookConfig"]
+
+_MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    version: Version = Version.NEW
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+    size: int = 3000
+    signing_secret: str | None = field(default=None, repr=False)
+    allow_private: bool = False
+    timeout_secs: float = 30.0
+
+    def build(self) -> Webhook:
+        """Check the destination and return the connector (``PrivateDestinationError``)."""
+        check_destination(self.url, self.allow_private)
+        return Webhook(self)
+
+
+class Webhook:
+    def __init__(self, config: WebhookConfig) -> None:
+        self.config = config
+        self.rendering = Rendering(config.version)
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "TLD" if config.version is Version.OLD else "DataStreamer/2.0",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            **dict(config.headers),
+        }
+        secret = config.signing_secret
+        self._key = base64.b64decode(secret.removeprefix("whsec_")) if secret else None
+
+    async def send(self, batch: Batch) -> SendResult:
+        body = b"[" + b",".join(batch.payloads) + b"]"
+        headers = {**self._headers, "Idempotency-Key": batch.key}
+        if self._key is not None:
+            headers.update(self._signature(batch.key, body))
+        url = self.config.url
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                async with self._client().request(
+                    self.config.method, url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    if status in (307, 308) and "Location" in response.headers:
+                        url = urljoin(url, response.headers["Location"])
+                        check_destination(url, self.config.allow_private)
+                        continue
+                    detail = (await response.content.read(300)).decode(errors="replace")
+                    if 200 <= status < 300:
+                        return SendResult(http_status=status)
+                    raise error_for_status(status, response.headers, detail.strip())
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise error_for_exception(exc) from None
+        raise FatalError(f"more than {_MAX_REDIRECTS} redirects", 308)
+
+    async def healthcheck(self) -> None:
+        """A webhook has no side-effect-free probe; the first send is the check (fail fast)."""
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = new_session(self.config.allow_private, self.config.timeout_secs)
+        return self._session
+
+    def _signature(self, message_id: str, body: bytes) -> dict[str, str]:
+        assert self._key is not None
+        timestamp = str(int(time.time()))
+        signed = f"{message_id}.{timestamp}.".encode() + body
+        digest = hmac.new(self._key, signed, hashlib.sha256).digest()
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+        }

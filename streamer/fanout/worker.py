@@ -1,0 +1,252 @@
+"""One stream's delivery loop and its state machine.
+
+    Pending ──start──► Running ──fatal, retries exhausted, fail fast──► Error
+                         │  ▲                                             │
+                    pause│  │resume                                restart│
+                         ▼  │                                             ▼
+                        Paused                                         Running
+
+The loop reads from the stream's position, keeps its organisation's records of its kinds that
+pass its filters, batches up to the stream's ``size`` (waiting ``linger`` for a batch to fill
+when the log is quiet), sends, and moves the position only once the destination acknowledged.
+Retryable failures are retried with backoff until the retry window closes; then, or on a fatal
+failure, or on any failure of the first send after a create or restart (fail fast), the stream
+goes to Error and stops. Only this stream stops; its records stay in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from connectors.base import Batch, Connector, DeliveryError, RetryableError
+from streamer.fanout.pages import Pages
+from streamer.fanout.retry import RetryPolicy
+from streamer.log.base import Log, Row, StreamState
+from streamer.metrics import Metrics
+
+__all__ = ["ERROR", "PAUSED", "PENDING", "RUNNING", "StreamWorker", "matcher"]
+
+RUNNING, PAUSED, ERROR, PENDING = 1, 2, 3, 4
+KIND_NAMES = ("event", "usage")
+_log = structlog.get_logger("streamer.fanout")
+
+
+def matcher(state: StreamState) -> Callable[[Row], bool]:
+    """Which log rows belong to the stream: its organisation, its kinds, its event filters."""
+    spec = state.spec
+    kinds = {1: (1,), 2: (0,), 3: (0, 1)}[spec["data_stream_type"]["id"]]
+    organisation = state.organisation
+    filters = {f["field"]: frozenset(f["value"]) for f in spec.get("filters") or ()}
+    event_types = filters.get("event_type_id")
+    alerts = filters.get("alert")
+
+    def matches(row: Row) -> bool:
+        if row.organisation != organisation or row.kind not in kinds:
+            return False
+        if row.kind == 1:
+            return True
+        return (event_types is None or row.event_type in event_types) and (
+            alerts is None or row.alert in alerts
+        )
+
+    return matches
+
+
+@dataclass(slots=True)
+class _Collected:
+    batch: Batch
+    upto: int  # the last offset examined: the stream's position once the batch is acknowledged
+
+
+class _Failed(Exception):
+    def __init__(self, error: DeliveryError) -> None:
+        self.error = error
+
+
+class StreamWorker:
+    """Delivers one stream; ``run`` returns when the stream goes to Error or is stopped."""
+
+    def __init__(
+        self,
+        state: StreamState,
+        connector: Connector,
+        *,
+        log: Log,
+        pages: Pages,
+        appended: Callable[[], asyncio.Event],
+        policy: RetryPolicy,
+        metrics: Metrics,
+        size: int,
+        linger_secs: float,
+        fail_fast: bool,
+    ) -> None:
+        self.state = state
+        self.connector = connector
+        self._log = log
+        self._pages = pages
+        self._appended = appended
+        self._policy = policy
+        self._metrics = metrics
+        self._size = size
+        self._linger = linger_secs
+        self._fail_fast = fail_fast
+        self._matches = matcher(state)
+        self._label = str(state.id)
+        self.stopping = False
+
+    async def run(self) -> None:
+        """Deliver until stopped (``stopping`` set, or cancelled) or until the stream fails."""
+        self.state.status = RUNNING
+        self.state.error = None
+        await self._save()
+        try:
+            while not self.stopping:
+                collected = await self._collect()
+                if collected is not None:
+                    await self._deliver(collected)
+        except _Failed as failed:
+            await self._fail(failed.error)
+
+    async def _collect(self) -> _Collected | None:
+        payloads: list[bytes] = []
+        kinds: list[str] = []
+        offsets: list[int] = []
+        position = self.state.cursor
+        linger_until: float | None = None
+        rendering = self.connector.rendering
+        while len(payloads) < self._size:
+            appended = self._appended()
+            if position >= self._log.last_offset:
+                if not payloads:
+                    if position > self.state.cursor:  # only other streams' records: skip them
+                        self.state.cursor = position
+                        await self._save()
+                    self._report_pending()
+                    await appended.wait()
+                    if self.stopping:
+                        return None
+                    continue
+                now = time.monotonic()
+                linger_until = linger_until or now + self._linger
+                if now >= linger_until:
+                    break
+                try:
+                    await asyncio.wait_for(appended.wait(), linger_until - now)
+                except TimeoutError:
+                    break
+                continue
+            page = await self._pages.page_after(position)
+            rows = page.rows
+            start = bisect.bisect_right(rows, position, key=_offset)
+            for index in range(start, len(rows)):
+                row = rows[index]
+                position = row.offset
+                if self._matches(row):
+                    payloads.append(page.payload(index, rendering))
+                    kinds.append(KIND_NAMES[row.kind])
+                    offsets.append(row.offset)
+                    if len(payloads) == self._size:
+                        break
+            else:
+                position = max(position, page.end)
+        key = f"{self.state.id}-{offsets[0]}-{offsets[-1]}"
+        return _Collected(Batch(key, payloads, kinds, offsets), position)
+
+    async def _deliver(self, collected: _Collected) -> None:
+        batch = collected.batch
+        started = time.monotonic()
+        failing_since: float | None = None
+        attempt = 0
+        while True:
+            try:
+                result = await self.connector.send(batch)
+            except RetryableError as error:
+                self._metrics.failed.labels(self._label).inc(len(batch.payloads))
+                failing_since = failing_since or time.monotonic()
+                await self._back_off(error, failing_since, attempt)
+                self._metrics.retried.labels(self._label).inc(len(batch.payloads))
+                attempt += 1
+                continue
+            except DeliveryError as error:
+                self._metrics.failed.labels(self._label).inc(len(batch.payloads))
+                raise _Failed(error) from None
+            for index, reason in result.rejected:
+                _log.warning(
+                    "record rejected by destination",
+                    stream=self.state.id,
+                    offset=batch.offsets[index],
+                    reason=reason,
+                )
+            if not result.retry:
+                break
+            retry = RetryableError(f"{len(result.retry)} records were not accepted")
+            self._metrics.failed.labels(self._label).inc(len(result.retry))
+            failing_since = failing_since or time.monotonic()
+            await self._back_off(retry, failing_since, attempt)
+            batch = Batch(
+                batch.key,
+                [batch.payloads[i] for i in result.retry],
+                [batch.kinds[i] for i in result.retry],
+                [batch.offsets[i] for i in result.retry],
+            )
+            self._metrics.retried.labels(self._label).inc(len(batch.payloads))
+            attempt += 1
+        self._fail_fast = False
+        delivered = len(collected.batch.payloads) - len(result.rejected)
+        state = self.state
+        state.cursor = collected.upto
+        state.delivered += delivered
+        state.last_delivery_at = _now()
+        state.last_result_code = result.http_status
+        self._metrics.delivered.labels(self._label).inc(delivered)
+        self._metrics.batch_seconds.labels(self._label).observe(time.monotonic() - started)
+        self._report_pending()
+        await self._save()
+
+    async def _back_off(self, error: RetryableError, failing_since: float, attempt: int) -> None:
+        """Sleep before the next try, or raise ``_Failed`` when no try is left."""
+        remaining = self._policy.window_secs - (time.monotonic() - failing_since)
+        if self._fail_fast or remaining <= 0 or self.stopping:
+            raise _Failed(error)
+        delay = self._policy.delay(attempt, error.retry_after)
+        _log.info(
+            "send failed, retrying",
+            stream=self.state.id,
+            error=error.message,
+            http_status=error.http_status,
+            retry_in_secs=round(min(delay, remaining), 3),
+        )
+        await asyncio.sleep(min(delay, remaining))
+
+    async def _fail(self, error: DeliveryError) -> None:
+        state = self.state
+        state.status = ERROR
+        state.error = {"message": error.message, "http_status": error.http_status, "at": _now()}
+        if error.http_status is not None:
+            state.last_result_code = error.http_status
+        _log.warning(
+            "stream failed", stream=state.id, error=error.message, http_status=error.http_status
+        )
+        await self._save()
+
+    def _report_pending(self) -> None:
+        self._metrics.pending.labels(self._label).set(self._log.last_offset - self.state.cursor)
+
+    async def _save(self) -> None:
+        self._metrics.status.labels(self._label).set(self.state.status)
+        await self._log.save_stream(self.state)
+
+
+def _offset(row: Row) -> int:
+    return row.offset
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

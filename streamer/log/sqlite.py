@@ -1,0 +1,354 @@
+"""The embedded backend: one SQLite database in WAL mode under the data directory.
+
+The event loop never touches the disk. All writes go to one writer thread that owns the write
+connection and commits whatever has queued up in one transaction (group commit): many ingest
+requests share one fsync, and each request still gets its answer only after that commit. Every
+job runs in its own savepoint, so one failing job does not undo the others. Reads run on a
+small pool of reader threads with their own connections; WAL lets them read while the writer
+writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from streamer.log.base import Entry, LogError, LogFullError, Row, StreamState, TokenRow
+
+__all__ = ["SqliteLog"]
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    offset INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    organisation INTEGER NOT NULL,
+    event_type INTEGER,
+    alert INTEGER,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (first INTEGER PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organisation INTEGER NOT NULL,
+    spec BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    error BLOB,
+    cursor INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    last_delivery_at TEXT,
+    last_result_code INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest BLOB NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    organisation INTEGER,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
+"""
+_STREAM_COLUMNS = (
+    "id, organisation, spec, status, error, cursor, delivered, last_delivery_at, "
+    "last_result_code, created_at"
+)
+
+
+class SqliteLog:
+    """The ``Log`` on SQLite. Open with ``await SqliteLog.open(data_dir)``."""
+
+    def __init__(self, path: Path, sync: str) -> None:
+        self._path = path
+        self._sync = sync
+        self._jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
+        self._last_offset = 0  # committed: what readers can see
+        self._next_offset = 1  # the writer thread's: what the next append gets
+
+    @classmethod
+    async def open(cls, data_dir: Path, sync: str = "full") -> SqliteLog:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log = cls(data_dir / "streamer.db", sync)
+        log._writer.start()
+        log._last_offset = await log._write(
+            lambda c: c.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
+        )
+        log._next_offset = log._last_offset + 1
+        return log
+
+    # -- records -----------------------------------------------------------------------------
+
+    async def append(self, entries: Sequence[Entry]) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            first = self._next_offset
+            conn.executemany(
+                "INSERT INTO records (offset, kind, organisation, event_type, alert, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(first + i, *entry) for i, entry in enumerate(entries)],
+            )
+            last = first + len(entries) - 1
+            conn.execute("INSERT INTO segments (first, at) VALUES (?, ?)", (first, time.time()))
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'last_offset'", (last,))
+            self._next_offset = last + 1
+            return last
+
+        if not entries:
+            return self._last_offset
+        return int(await self._write(job))
+
+    async def read(self, after: int, limit: int) -> list[Row]:
+        def job(conn: sqlite3.Connection) -> list[Row]:
+            cursor = conn.execute(
+                "SELECT offset, kind, organisation, event_type, alert, body FROM records"
+                " WHERE offset > ? ORDER BY offset LIMIT ?",
+                (after, limit),
+            )
+            return [Row(*row) for row in cursor]
+
+        return await self._read(job)
+
+    async def bounds(self) -> tuple[int, int]:
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            oldest = conn.execute("SELECT min(offset) FROM records").fetchone()[0]
+            last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
+            return (last if oldest is None else oldest - 1), last
+
+        return await self._read(job)
+
+    @property
+    def last_offset(self) -> int:
+        """The newest committed offset: every record up to it can be read."""
+        return self._last_offset
+
+    async def trim(self, older_than_secs: float) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            cutoff = time.time() - older_than_secs
+            row = conn.execute(
+                "SELECT min(first) FROM segments WHERE at >= ?", (cutoff,)
+            ).fetchone()
+            keep_from = row[0] if row[0] is not None else self._next_offset
+            deleted = conn.execute("DELETE FROM records WHERE offset < ?", (keep_from,)).rowcount
+            conn.execute("DELETE FROM segments WHERE first < ?", (keep_from,))
+            return int(deleted)
+
+        return int(await self._write(job))
+
+    # -- streams -------------------------------------------------------------------------------
+
+    async def create_stream(
+        self, organisation: int, spec: dict[str, Any], cursor: int
+    ) -> StreamState:
+        created_at = _now()
+
+        def job(conn: sqlite3.Connection) -> int:
+            created = conn.execute(
+                "INSERT INTO streams (organisation, spec, status, cursor, created_at)"
+                " VALUES (?, ?, 4, ?, ?)",
+                (organisation, orjson.dumps(spec), cursor, created_at),
+            )
+            return int(created.lastrowid or 0)
+
+        stream_id = int(await self._write(job))
+        return StreamState(
+            stream_id, organisation, spec, 4, None, cursor, 0, None, None, created_at
+        )
+
+    async def streams(self) -> list[StreamState]:
+        def job(conn: sqlite3.Connection) -> list[StreamState]:
+            rows = conn.execute(f"SELECT {_STREAM_COLUMNS} FROM streams ORDER BY id")
+            return [_stream(row) for row in rows]
+
+        return await self._read(job)
+
+    async def save_stream(self, state: StreamState) -> None:
+        values = (
+            orjson.dumps(state.spec),
+            state.status,
+            None if state.error is None else orjson.dumps(state.error),
+            state.cursor,
+            state.delivered,
+            state.last_delivery_at,
+            state.last_result_code,
+            state.id,
+        )
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE streams SET spec = ?, status = ?, error = ?, cursor = ?, delivered = ?,"
+                " last_delivery_at = ?, last_result_code = ? WHERE id = ?",
+                values,
+            )
+        )
+
+    async def delete_stream(self, stream_id: int) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+        )
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    async def add_token(self, digest: bytes, role: str, organisation: int | None, name: str) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            added = conn.execute(
+                "INSERT INTO tokens (digest, role, organisation, name, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (digest, role, organisation, name, _now()),
+            )
+            return int(added.lastrowid or 0)
+
+        return int(await self._write(job))
+
+    async def token(self, digest: bytes) -> TokenRow | None:
+        def job(conn: sqlite3.Connection) -> TokenRow | None:
+            row = conn.execute(
+                "SELECT id, digest, role, organisation, name, created_at FROM tokens"
+                " WHERE digest = ?",
+                (digest,),
+            ).fetchone()
+            return None if row is None else TokenRow(*row)
+
+        return await self._read(job)
+
+    async def tokens(self) -> list[TokenRow]:
+        def job(conn: sqlite3.Connection) -> list[TokenRow]:
+            rows = conn.execute(
+                "SELECT id, digest, role, organisation, name, created_at FROM tokens ORDER BY id"
+            )
+            return [TokenRow(*row) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_token(self, token_id: int) -> bool:
+        deleted = await self._write(
+            lambda conn: conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount
+        )
+        return bool(deleted)
+
+    async def aclose(self) -> None:
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._readers.shutdown(wait=True)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        return conn
+
+    def _write(self, job: Job) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._jobs.put((job, future))
+        return future
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._connect()
+            try:
+                return job(conn)
+            except sqlite3.Error as exc:
+                raise LogError(f"reading the log failed: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        conn.executescript(_SCHEMA)
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < 256:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._jobs.put(None)
+                    break
+                group.append(job)
+            self._commit(conn, group)
+        conn.close()
+
+    def _commit(
+        self, conn: sqlite3.Connection, group: list[tuple[Job, asyncio.Future[Any]]]
+    ) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, future in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((future, job(conn), None))
+                    conn.execute("RELEASE job")
+                except Exception as exc:  # one job's failure is that job's answer
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    failure = _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
+                    results.append((future, None, failure))
+            conn.execute("COMMIT")
+            self._last_offset = self._next_offset - 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._next_offset = self._last_offset + 1
+            failure = _log_error(exc)
+            results = [(future, None, failure) for _, future in group]
+        for future, value, error in results:
+            future.get_loop().call_soon_threadsafe(_settle, future, value, error)
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _log_error(exc: sqlite3.Error) -> LogError:
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return LogFullError(f"the log is full: {exc}")
+    return LogError(f"writing the log failed: {exc}")
+
+
+def _stream(row: tuple[Any, ...]) -> StreamState:
+    ident, org, spec, status, error, cursor, delivered, last_at, last_code, created = row
+    return StreamState(
+        id=ident,
+        organisation=org,
+        spec=orjson.loads(spec),
+        status=status,
+        error=None if error is None else orjson.loads(error),
+        cursor=cursor,
+        delivered=delivered,
+        last_delivery_at=last_at,
+        last_result_code=last_code,
+        created_at=created,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,108 @@
+"""A data stream's definition, as the v2 API takes it (API.md §3), validated with pydantic.
+
+The stored form is ``StreamSpec.model_dump(mode="json")`` with secrets in clear (the database
+is the service's own); every representation that leaves the service goes through ``masked``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from schemas import Version
+
+__all__ = [
+    "EVENT",
+    "USAGE",
+    "Filter",
+    "RestApiCredentials",
+    "StreamSpec",
+    "masked",
+]
+
+USAGE, EVENT = 1, 2  # data_stream_type ids; 3 is both
+STREAM_TYPES = {1: "Usage Data", 2: "Event Data", 3: "Usage Data & Events"}
+MASK = "****"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Ref(_Body):
+    id: int
+
+
+class StreamType(_Body):
+    id: Literal[1, 2, 3]
+    description: str | None = None
+
+
+class RestApiCredentials(_Body):
+    url: HttpUrl
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: list[str] = Field(default_factory=list)
+    size: int = Field(3000, ge=1, le=10000)
+    signing_secret: str | None = Field(
+        None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _name_value(cls, headers: list[str]) -> list[str]:
+        for header in headers:
+            name, sep, _ = header.partition(":")
+            if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
+                raise ValueError(f"{header.split(':')[0]!r}: headers are 'Name:value' strings")
+        return headers
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _whsec(cls, secret: str | None) -> str | None:
+        if secret is not None and not secret.startswith("whsec_"):
+            raise ValueError("a signing secret is 'whsec_' followed by base64")
+        return secret
+
+
+class Destination(_Body):
+    connection_type: Literal["RestAPI"]
+    format: Literal["Json", "JSON", "json"] = "Json"
+    credentials: RestApiCredentials
+
+
+class Filter(_Body):
+    field: Literal["event_type_id", "alert"]
+    value: Annotated[list[int], Field(min_length=1)]
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _booleans(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [int(v) if isinstance(v, bool) else v for v in value]
+        return value
+
+
+class StreamSpec(_Body):
+    name: str | None = Field(None, max_length=200)
+    data_stream_type: StreamType
+    destination: Destination
+    filters: list[Filter] = Field(default_factory=list)
+    format_version: Version = Version.NEW
+    stream_historic_data: bool = False
+    organisation: Ref | None = None
+
+
+def masked(spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with every secret replaced by ``****`` (header values, keys, secrets)."""
+    destination = dict(spec["destination"])
+    credentials = dict(destination["credentials"])
+    if credentials.get("headers"):
+        credentials["headers"] = [
+            f"{header.partition(':')[0]}:{MASK}" for header in credentials["headers"]
+        ]
+    for key in ("signing_secret", "write_key", "api_key"):
+        if credentials.get(key) is not None:
+            credentials[key] = MASK
+    destination["credentials"] = credentials
+    return {**spec, "destination": destination}
