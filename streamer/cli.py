@@ -7,11 +7,20 @@ where), 2 the command line is wrong (argparse's usage message).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 
+from pydantic import SecretStr, ValidationError
+
 from schemas import Kind, Shape, Version
+from streamer.app import open_log
+from streamer.auth import ROLES, Tokens
+from streamer.config import Settings, load_settings
 from streamer.convert import ConvertError, convert
+from streamer.daemon import serve
+from streamer.log.base import LogError, TokenRow
+from streamer.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -21,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except ConvertError as exc:
+    except (ConvertError, ConfigError, LogError) as exc:
         print(f"streamer {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -34,7 +43,32 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer", description="Data Streamer for IoT connectivity platforms."
     )
+    parser.add_argument("--config", metavar="FILE", help="TOML settings (or STREAMER_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the service (ingest API, durable log, delivery to every stream)",
+        description="Run the service until SIGTERM/SIGINT. Settings: STREAMER_* variables "
+        "and the --config TOML file.",
+    )
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate the settings and print them")
+    check.set_defaults(handler=_check_config)
+
+    token = commands.add_parser("token", help="create, list or revoke application tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="make a token; it is printed once")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--organisation", type=int, help="organisation id; none: platform token")
+    create.add_argument("--name", default="", help="what the token is for")
+    create.set_defaults(handler=_token_create)
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    listing.set_defaults(handler=_token_list)
+    revoke = token_commands.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(handler=_token_revoke)
 
     conv = commands.add_parser(
         "convert",
@@ -60,6 +94,81 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.set_defaults(handler=_convert)
     return parser
+
+
+class ConfigError(Exception):
+    """The settings cannot be used; the message lists every problem."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for name, value in settings.model_dump().items():
+        shown = "****" if isinstance(value, SecretStr) else value
+        print(f"{name} = {shown}")
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    async def create() -> tuple[int, str]:
+        log = await open_log(_settings(args))
+        try:
+            return await Tokens(log).create(args.role, args.organisation, args.name)
+        finally:
+            await log.aclose()
+
+    token_id, token = asyncio.run(create())
+    scope = "platform" if args.organisation is None else f"organisation {args.organisation}"
+    print(f"token {token_id} ({args.role}, {scope}); shown once, keep it safe:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    async def rows() -> list[TokenRow]:
+        log = await open_log(_settings(args))
+        try:
+            return await log.tokens()
+        finally:
+            await log.aclose()
+
+    for row in asyncio.run(rows()):
+        scope = "platform" if row.organisation is None else f"organisation {row.organisation}"
+        print(f"{row.id}\t{row.role}\t{scope}\t{row.created_at}\t{row.name}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    async def revoke() -> bool:
+        log = await open_log(_settings(args))
+        try:
+            return await Tokens(log).revoke(args.id)
+        finally:
+            await log.aclose()
+
+    if not asyncio.run(revoke()):
+        raise ConfigError(f"no token with id {args.id}")
+    print(f"token {args.id} revoked", file=sys.stderr)
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -1,0 +1,32 @@
+"""Probes and metrics: ``/health/live``, ``/health/ready``, ``/metrics`` (no auth)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamer.api.services import SERVICES
+
+__all__ = ["routes"]
+
+
+async def live(request: web.Request) -> web.Response:
+    return web.json_response({"status": "live"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[SERVICES].draining:
+        return web.json_response({"status": "draining"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[SERVICES].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+routes = [
+    web.get("/health/live", live),
+    web.get("/health/ready", ready),
+    web.get("/metrics", metrics),
+]

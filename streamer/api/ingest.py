@@ -1,0 +1,131 @@
+"""``POST /api/v1/ingest/events|usage``: records in, answered 202 only once they are stored.
+
+All or nothing: one unreadable record (or one of the other kind) refuses the whole request
+with every problem listed, and nothing is stored. Records are normalised once, here; the log
+holds their canonical bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any
+
+from aiohttp import web
+
+from schemas import Kind, RecordError, Version, dumps, parse_json
+from streamer.api.auth import require
+from streamer.api.errors import ApiError
+from streamer.api.services import SERVICES
+from streamer.log.base import Entry, LogFullError
+
+__all__ = ["routes"]
+
+_CONTENT_TYPES = {"application/json", "application/x-ndjson", "application/ndjson"}
+_MAX_LISTED_ERRORS = 1000
+_YIELD_EVERY = 2000
+
+
+async def ingest_events(request: web.Request) -> web.Response:
+    return await _ingest(request, Kind.EVENT)
+
+
+async def ingest_usage(request: web.Request) -> web.Response:
+    return await _ingest(request, Kind.USAGE)
+
+
+async def _ingest(request: web.Request, kind: Kind) -> web.Response:
+    services = request.app[SERVICES]
+    principal = require(request, "ingest", "admin")
+    if services.draining:
+        raise ApiError(503, "the service is shutting down", headers={"Retry-After": "5"})
+    if request.content_type not in _CONTENT_TYPES:
+        raise ApiError(
+            415, "send application/json or application/x-ndjson, optionally gzip-encoded"
+        )
+    version = _version(request.query.get("format", "auto"))
+    body = await _body(request, services.settings.max_body_bytes)
+
+    entries: list[Entry] = []
+    errors: list[dict[str, Any]] = []
+    foreign: list[int] = []
+    kind_id = 0 if kind is Kind.EVENT else 1
+    for index, item in enumerate(parse_json(body.splitlines(), kind, version)):
+        if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+            await asyncio.sleep(0)  # a 16 MiB body must not hold up deliveries
+        if isinstance(item, RecordError):
+            if len(errors) < _MAX_LISTED_ERRORS:
+                errors.append({"index": item.index, "field": item.field, "message": item.message})
+            continue
+        organisation = item["organisation"]["id"]
+        if not principal.sees(organisation):
+            foreign.append(index)
+        if kind is Kind.EVENT:
+            alert = item.get("alert")
+            event_type = item["event_type"]["id"]
+            entries.append(
+                Entry(
+                    kind_id,
+                    organisation,
+                    event_type,
+                    None if alert is None else int(alert),
+                    dumps(item, kind, Version.NEW),
+                )
+            )
+        else:
+            entries.append(Entry(kind_id, organisation, None, None, dumps(item, kind, Version.NEW)))
+    if errors:
+        raise ApiError(
+            400,
+            f"{len(errors)} record(s) cannot be read; nothing was stored",
+            "invalid_records",
+            errors,
+        )
+    if foreign:
+        raise ApiError(
+            403,
+            f"records {foreign[:20]} belong to another organisation than the token's;"
+            " nothing was stored",
+        )
+    try:
+        await services.log.append(entries)
+    except LogFullError as exc:
+        services.metrics.rejected.labels("503").inc()
+        raise ApiError(503, str(exc), headers={"Retry-After": "30"}) from None
+    services.fanout.notify()
+    services.metrics.ingested.labels(kind.value).inc(len(entries))
+    return web.json_response({"accepted": len(entries)}, status=202)
+
+
+def _version(name: str) -> Version | None:
+    if name == "auto":
+        return None
+    try:
+        return Version(name)
+    except ValueError:
+        raise ApiError(400, "format must be auto, new, migrated or old") from None
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    raw = await request.read()
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported: use gzip")
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib, told from the header
+    try:
+        body = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise ApiError(400, "the body is not valid gzip", "invalid_body") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"the body is over {limit} bytes once decompressed")
+    if not inflater.eof:
+        raise ApiError(400, "the gzip body is truncated", "invalid_body")
+    return body
+
+
+routes = [
+    web.post("/api/v1/ingest/events", ingest_events),
+    web.post("/api/v1/ingest/usage", ingest_usage),
+]

@@ -1,0 +1,188 @@
+"""``/api/v2/data_stream``: create, list, get, change, restart and delete data streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from streamer.api.auth import require
+from streamer.api.errors import ApiError
+from streamer.api.services import SERVICES, Services
+from streamer.auth import Principal
+from streamer.fanout.engine import StreamConflict
+from streamer.fanout.worker import PAUSED, RUNNING
+from streamer.log.base import StreamState
+from streamer.spec import STREAM_TYPES, StreamSpec, masked
+
+__all__ = ["represent", "routes"]
+
+STATUSES = {1: "Running", 2: "Paused", 3: "Error", 4: "Pending"}
+_READ = ("observer", "user", "admin")
+_WRITE = ("user", "admin")
+
+
+def represent(state: StreamState, services: Services) -> dict[str, Any]:
+    """The stream as GET shows it, with every secret masked."""
+    spec = masked(state.spec)
+    type_id = spec["data_stream_type"]["id"]
+    return {
+        "id": state.id,
+        "name": spec.get("name"),
+        "organisation": {"id": state.organisation},
+        "data_stream_type": {"id": type_id, "description": STREAM_TYPES[type_id]},
+        "destination": spec["destination"],
+        "format_version": spec["format_version"],
+        "filters": spec.get("filters") or [],
+        "stream_historic_data": spec.get("stream_historic_data", False),
+        "status": {"id": state.status, "description": STATUSES[state.status]},
+        "error": state.error,
+        "stats": {
+            "delivered_records": state.delivered,
+            "pending_records": max(0, services.log.last_offset - state.cursor),
+            "last_delivery_at": state.last_delivery_at,
+            "last_result_code": state.last_result_code,
+        },
+        "created_at": state.created_at,
+    }
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    principal = require(request, *_READ)
+    services = request.app[SERVICES]
+    visible = [s for s in services.fanout.streams() if principal.sees(s.organisation)]
+    return web.json_response([represent(s, services) for s in visible], dumps=_dumps)
+
+
+async def get_stream(request: web.Request) -> web.Response:
+    principal = require(request, *_READ)
+    services = request.app[SERVICES]
+    return web.json_response(represent(_find(request, principal), services), dumps=_dumps)
+
+
+async def create_stream(request: web.Request) -> web.Response:
+    principal = require(request, *_WRITE)
+    services = request.app[SERVICES]
+    spec = _validate(await _json(request))
+    organisation = _organisation(principal, spec)
+    try:
+        state = await services.fanout.create(organisation, spec)
+    except ValueError as exc:
+        raise ApiError(
+            422, str(exc), errors=[{"field": "destination", "message": str(exc)}]
+        ) from None
+    location = f"/api/v2/data_stream/{state.id}"
+    return web.Response(status=201, headers={"Location": location})
+
+
+async def patch_stream(request: web.Request) -> web.Response:
+    principal = require(request, *_WRITE)
+    services = request.app[SERVICES]
+    state = _find(request, principal)
+    body = await _json(request)
+    status = body.pop("status", None)
+    if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
+        raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")
+    if body:
+        spec = _validate({**state.spec, **body})
+        try:
+            await services.fanout.update(state.id, spec)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+    if status is not None and status["id"] == PAUSED:
+        await services.fanout.pause(state.id)
+    elif status is not None and status["id"] == RUNNING:
+        await services.fanout.resume(state.id)
+    return web.Response(status=202)
+
+
+async def restart_stream(request: web.Request) -> web.Response:
+    principal = require(request, *_WRITE)
+    state = _find(request, principal)
+    try:
+        await request.app[SERVICES].fanout.restart(state.id)
+    except StreamConflict as exc:
+        raise ApiError(409, str(exc)) from None
+    return web.Response(status=202)
+
+
+async def delete_stream(request: web.Request) -> web.Response:
+    principal = require(request, *_WRITE)
+    state = _find(request, principal)
+    await request.app[SERVICES].fanout.delete(state.id)
+    return web.Response(status=202)
+
+
+async def lookup(request: web.Request) -> web.Response:
+    require(request, *_READ)
+    tables: dict[str, list[dict[str, Any]]] = {
+        "status": [{"id": k, "description": v} for k, v in STATUSES.items()],
+        "type": [{"id": k, "description": v} for k, v in STREAM_TYPES.items()],
+        "connection_type": [{"id": "RestAPI", "description": "Webhook"}],
+        "filter_field_type": [
+            {"id": "event_type_id", "description": "Event type id"},
+            {"id": "alert", "description": "Alert flag"},
+        ],
+    }
+    return web.json_response(tables[request.match_info["table"]])
+
+
+def _find(request: web.Request, principal: Principal) -> StreamState:
+    try:
+        stream_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "no such data stream") from None
+    state = request.app[SERVICES].fanout.get(stream_id)
+    if state is None or not principal.sees(state.organisation):
+        raise ApiError(404, "no such data stream")
+    return state
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return body
+
+
+def _validate(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        spec = StreamSpec.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(422, "the data stream is not valid", errors=errors) from None
+    return spec.model_dump(mode="json")
+
+
+def _organisation(principal: Principal, spec: dict[str, Any]) -> int:
+    named = (spec.get("organisation") or {}).get("id")
+    if principal.organisation is None:
+        if named is None:
+            raise ApiError(422, "a platform token must name the stream's organisation {id}")
+        return int(named)
+    if named is not None and named != principal.organisation:
+        raise ApiError(403, "the token may only create streams of its own organisation")
+    return principal.organisation
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+routes = [
+    web.get("/api/v2/data_stream", list_streams),
+    web.post("/api/v2/data_stream", create_stream),
+    web.get("/api/v2/data_stream/{table:status|type|connection_type|filter_field_type}", lookup),
+    web.get("/api/v2/data_stream/{id}", get_stream),
+    web.patch("/api/v2/data_stream/{id}", patch_stream),
+    web.post("/api/v2/data_stream/{id}/restart", restart_stream),
+    web.delete("/api/v2/data_stream/{id}", delete_stream),
+]

@@ -1,0 +1,127 @@
+"""The composition root: settings in, a running service out. Only here (and in the settings)
+are the concrete log backend and connectors known.
+
+Shutdown, in order: (1) readiness turns 503 and ingest answers 503; (2) the listener closes
+and in-flight requests finish; (3) streams finish their in-flight sends within
+``shutdown_timeout_secs``, the rest are cancelled (their records stay unacknowledged and are
+sent again after the restart); (4) connectors close; (5) the log closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from connectors.base import Connector
+from connectors.http import PrivateDestinationError
+from connectors.webhook import WebhookConfig
+from schemas import Version
+from streamer.api import health, ingest, streams
+from streamer.api.auth import auth_middleware
+from streamer.api.errors import error_middleware
+from streamer.api.services import SERVICES, Services
+from streamer.auth import Tokens
+from streamer.config import Settings
+from streamer.fanout.engine import ConnectorFactory, Fanout
+from streamer.fanout.retry import RetryPolicy
+from streamer.log.base import Log
+from streamer.log.sqlite import SqliteLog
+from streamer.metrics import Metrics
+
+__all__ = ["connector_factory", "create_app", "open_log"]
+
+_log = structlog.get_logger("streamer")
+_TRIM_EVERY_SECS = 300.0
+
+
+async def open_log(settings: Settings) -> Log:
+    if settings.log_backend != "sqlite":
+        raise ValueError(f"log backend {settings.log_backend!r} is not available in this build")
+    return await SqliteLog.open(settings.data_dir, settings.sync)
+
+
+def connector_factory(settings: Settings) -> ConnectorFactory:
+    """Build a stream's connector from its stored spec; ``ValueError`` says why it cannot be."""
+
+    def build(spec: dict[str, Any]) -> Connector:
+        destination = spec["destination"]
+        credentials = destination["credentials"]
+        kind = destination["connection_type"]
+        if kind != "RestAPI":
+            raise ValueError(f"connection type {kind} is not supported")
+        headers = tuple(
+            (name.strip(), value.strip())
+            for name, _, value in (h.partition(":") for h in credentials.get("headers") or ())
+        )
+        config = WebhookConfig(
+            url=credentials["url"],
+            version=Version(spec["format_version"]),
+            method=credentials.get("method", "POST"),
+            headers=headers,
+            size=credentials.get("size", 3000),
+            signing_secret=credentials.get("signing_secret"),
+            allow_private=settings.allow_private_destinations,
+            timeout_secs=settings.request_timeout_secs,
+        )
+        try:
+            return config.build()
+        except PrivateDestinationError as exc:
+            raise ValueError(
+                f"destination refused: {exc} (an operator may allow private destinations"
+                " with STREAMER_ALLOW_PRIVATE_DESTINATIONS=true)"
+            ) from None
+
+    return build
+
+
+async def create_app(settings: Settings) -> web.Application:
+    """Open the log, start every stream and return the HTTP application."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    log = await open_log(settings)
+    metrics = Metrics()
+    tokens = Tokens(log)
+    if settings.bootstrap_token is not None:
+        await tokens.ensure(settings.bootstrap_token.get_secret_value(), "admin", "bootstrap")
+    policy = RetryPolicy(settings.retry_max_secs, settings.retry_base_secs, settings.retry_cap_secs)
+    fanout = Fanout(
+        log,
+        connector_factory(settings),
+        policy=policy,
+        metrics=metrics,
+        linger_secs=settings.linger_ms / 1000,
+    )
+    app[SERVICES] = Services(settings, log, fanout, tokens, metrics)
+    app.add_routes([*health.routes, *ingest.routes, *streams.routes])
+    app.cleanup_ctx.append(_lifespan)
+    return app
+
+
+async def _lifespan(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    await services.fanout.start()
+    trimmer = asyncio.create_task(_trim(services), name="retention")
+    yield
+    services.draining = True
+    trimmer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await trimmer
+    await services.fanout.stop(services.settings.shutdown_timeout_secs)
+    await services.log.aclose()
+
+
+async def _trim(services: Services) -> None:
+    """Drop records older than the retention age, now and every few minutes."""
+    older_than = services.settings.retention_days * 86400
+    while True:
+        dropped = await services.log.trim(older_than)
+        if dropped:
+            _log.info("retention trimmed the log", records=dropped)
+        await asyncio.sleep(_TRIM_EVERY_SECS)

@@ -1,0 +1,47 @@
+"""``streamer run``: serve until SIGTERM or SIGINT, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from streamer.api.services import SERVICES
+from streamer.app import create_app
+from streamer.config import Settings
+
+__all__ = ["serve"]
+
+_log = structlog.get_logger("streamer")
+
+
+async def serve(settings: Settings) -> None:
+    app = await create_app(settings)
+    runner = web.AppRunner(
+        app,
+        auto_decompress=False,  # ingest inflates gzip itself, within the body limit
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout_secs,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    _log.info(
+        "listening",
+        url=f"http://{host}:{port}",
+        data_dir=str(settings.data_dir),
+        backend=settings.log_backend,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    _log.info("shutting down")
+    app[SERVICES].draining = True
+    await runner.cleanup()
+    _log.info("stopped")
