@@ -35,6 +35,7 @@ class RecordError(ValueError):
     def at(self, index: int) -> RecordError:
         """Return this error placed at position ``index`` of its input."""
         self.index = index
+        self.args = (self.message,)  # str(error) names the position too
         return self
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from schemas.errors import MalformedRecord, RecordError, json_type
+from schemas.errors import InvalidValue, MalformedRecord, json_type
 
 __all__ = ["NULLABLE_ROOTS", "Kind", "Shape", "Version", "detect_kind", "detect_version"]
 
@@ -49,14 +49,18 @@ _MAIN_TIMESTAMP = {Kind.EVENT: "timestamp", Kind.USAGE: "start_timestamp"}
 
 
 def detect_kind(record: object) -> Kind:
-    """Tell an event (``event_type``) from a usage record (``traffic_type`` and ``volume``)."""
+    """Tell an event (``event_type``) from a usage record (``traffic_type`` and ``volume``).
+
+    A record with only one of ``traffic_type`` and ``volume`` is usage that lacks the other
+    (the parser names it); a record with none of the three is refused as a whole.
+    """
     if not isinstance(record, dict):
         raise MalformedRecord(f"must be a JSON object, not {json_type(record)}")
     if "event_type" in record:
         return Kind.EVENT
-    if "traffic_type" in record and "volume" in record:
+    if "traffic_type" in record or "volume" in record:
         return Kind.USAGE
-    raise RecordError(
+    raise InvalidValue(
         "$", "is neither an event (no 'event_type') nor usage (no 'traffic_type' and 'volume')"
     )
 
