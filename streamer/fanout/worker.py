@@ -100,6 +100,7 @@ class StreamWorker:
         self._matches = matcher(state)
         self._label = str(state.id)
         self.stopping = False
+        self._saving: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
         """Deliver until stopped (``stopping`` set, or cancelled) or until the stream fails."""
@@ -113,6 +114,9 @@ class StreamWorker:
                     await self._deliver(collected)
         except _Failed as failed:
             await self._fail(failed.error)
+        finally:
+            if self._saving is not None:
+                await self._saving
 
     async def _collect(self) -> _Collected | None:
         payloads: list[bytes] = []
@@ -208,7 +212,7 @@ class StreamWorker:
         self._metrics.delivered.labels(self._label).inc(delivered)
         self._metrics.batch_seconds.labels(self._label).observe(time.monotonic() - started)
         self._report_pending()
-        await self._save()
+        await self._save_behind()
 
     async def _back_off(self, error: RetryableError, failing_since: float, attempt: int) -> None:
         """Sleep before the next try, or raise ``_Failed`` when no try is left."""
@@ -240,8 +244,18 @@ class StreamWorker:
         self._metrics.pending.labels(self._label).set(self._log.last_offset - self.state.cursor)
 
     async def _save(self) -> None:
+        if self._saving is not None:
+            await self._saving
+            self._saving = None
         self._metrics.status.labels(self._label).set(self.state.status)
         await self._log.save_stream(self.state)
+
+    async def _save_behind(self) -> None:
+        """Write the new position while the next batch is read and sent: at most one write
+        in flight, so after a crash at most the batch before it is sent again."""
+        if self._saving is not None:
+            await self._saving
+        self._saving = asyncio.ensure_future(self._log.save_stream(self.state))
 
 
 def _offset(row: Row) -> int:

@@ -6,6 +6,11 @@ requests share one fsync, and each request still gets its answer only after that
 job runs in its own savepoint, so one failing job does not undo the others. Reads run on a
 small pool of reader threads with their own connections; WAL lets them read while the writer
 writes.
+
+Records are stored one row per append (a segment): the canonical bytes of its records joined
+by newlines (canonical JSON holds no raw newline) and their routing facts, so an ingest request
+of 500 records costs one row, not 500. Offsets stay per record: a segment holds the offsets
+``first`` to ``first + count - 1``.
 """
 
 from __future__ import annotations
@@ -31,15 +36,13 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    offset INTEGER PRIMARY KEY,
-    kind INTEGER NOT NULL,
-    organisation INTEGER NOT NULL,
-    event_type INTEGER,
-    alert INTEGER,
+CREATE TABLE IF NOT EXISTS segments (
+    first INTEGER PRIMARY KEY,
+    count INTEGER NOT NULL,
+    at REAL NOT NULL,
+    routing BLOB NOT NULL,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS segments (first INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS streams (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,30 +84,34 @@ class SqliteLog:
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._last_offset = 0  # committed: what readers can see
         self._next_offset = 1  # the writer thread's: what the next append gets
+        self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
 
     @classmethod
     async def open(cls, data_dir: Path, sync: str = "full") -> SqliteLog:
         data_dir.mkdir(parents=True, exist_ok=True)
         log = cls(data_dir / "streamer.db", sync)
         log._writer.start()
-        log._last_offset = await log._write(
-            lambda c: c.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
-        )
+        try:
+            log._last_offset = await log._write(_stored_last_offset)
+        except BaseException:
+            await log.aclose()
+            raise
         log._next_offset = log._last_offset + 1
         return log
 
     # -- records -----------------------------------------------------------------------------
 
     async def append(self, entries: Sequence[Entry]) -> int:
+        routing = orjson.dumps([entry[:4] for entry in entries])
+        body = b"\n".join(entry.body for entry in entries)
+
         def job(conn: sqlite3.Connection) -> int:
             first = self._next_offset
-            conn.executemany(
-                "INSERT INTO records (offset, kind, organisation, event_type, alert, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(first + i, *entry) for i, entry in enumerate(entries)],
+            conn.execute(
+                "INSERT INTO segments (first, count, at, routing, body) VALUES (?, ?, ?, ?, ?)",
+                (first, len(entries), time.time(), routing, body),
             )
             last = first + len(entries) - 1
-            conn.execute("INSERT INTO segments (first, at) VALUES (?, ?)", (first, time.time()))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_offset'", (last,))
             self._next_offset = last + 1
             return last
@@ -115,18 +122,30 @@ class SqliteLog:
 
     async def read(self, after: int, limit: int) -> list[Row]:
         def job(conn: sqlite3.Connection) -> list[Row]:
-            cursor = conn.execute(
-                "SELECT offset, kind, organisation, event_type, alert, body FROM records"
-                " WHERE offset > ? ORDER BY offset LIMIT ?",
-                (after, limit),
+            rows: list[Row] = []
+            segments = conn.execute(
+                "SELECT first, routing, body FROM segments WHERE first >= coalesce("
+                "(SELECT max(first) FROM segments WHERE first <= ?), 0) ORDER BY first LIMIT ?",
+                (after + 1, limit),
             )
-            return [Row(*row) for row in cursor]
+            for first, routing, body in segments:
+                skip = max(0, after + 1 - first)
+                facts = orjson.loads(routing)[skip:]
+                offsets = range(first + skip, first + skip + len(facts))
+                records = body.split(b"\n")[skip:]
+                for offset, (kind, org, event_type, alert), record in zip(
+                    offsets, facts, records, strict=True
+                ):
+                    rows.append(Row(offset, kind, org, event_type, alert, record))
+                if len(rows) >= limit:
+                    break
+            return rows[:limit]
 
         return await self._read(job)
 
     async def bounds(self) -> tuple[int, int]:
         def job(conn: sqlite3.Connection) -> tuple[int, int]:
-            oldest = conn.execute("SELECT min(offset) FROM records").fetchone()[0]
+            oldest = conn.execute("SELECT min(first) FROM segments").fetchone()[0]
             last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
             return (last if oldest is None else oldest - 1), last
 
@@ -144,9 +163,11 @@ class SqliteLog:
                 "SELECT min(first) FROM segments WHERE at >= ?", (cutoff,)
             ).fetchone()
             keep_from = row[0] if row[0] is not None else self._next_offset
-            deleted = conn.execute("DELETE FROM records WHERE offset < ?", (keep_from,)).rowcount
+            dropped = conn.execute(
+                "SELECT coalesce(sum(count), 0) FROM segments WHERE first < ?", (keep_from,)
+            ).fetchone()[0]
             conn.execute("DELETE FROM segments WHERE first < ?", (keep_from,))
-            return int(deleted)
+            return int(dropped)
 
         return int(await self._write(job))
 
@@ -241,6 +262,7 @@ class SqliteLog:
         return bool(deleted)
 
     async def aclose(self) -> None:
+        self._refusal = self._refusal or LogError("the log is closed")
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
@@ -256,7 +278,10 @@ class SqliteLog:
 
     def _write(self, job: Job) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._jobs.put((job, future))
+        if self._refusal is not None:
+            future.set_exception(LogError(*self._refusal.args))
+        else:
+            self._jobs.put((job, future))
         return future
 
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -272,8 +297,15 @@ class SqliteLog:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     def _write_loop(self) -> None:
-        conn = self._connect()
-        conn.executescript(_SCHEMA)
+        try:
+            conn = self._connect()
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # not a database, unreadable: every write gets the reason
+            self._refusal = LogError(f"cannot open the log at {self._path}: {exc}")
+            while (queued := self._jobs.get()) is not None:
+                _, future = queued
+                future.get_loop().call_soon_threadsafe(_settle, future, None, self._refusal)
+            return
         while True:
             first = self._jobs.get()
             if first is None:
@@ -317,6 +349,10 @@ class SqliteLog:
             results = [(future, None, failure) for _, future in group]
         for future, value, error in results:
             future.get_loop().call_soon_threadsafe(_settle, future, value, error)
+
+
+def _stored_last_offset(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0])
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
