@@ -101,9 +101,16 @@ class SendResult:
 
 
 class Connector(Protocol):
-    """One stream's destination."""
+    """One stream's destination.
+
+    ``max_batch`` is the most records one ``send`` takes (the stream's ``size``, S3's
+    ``flush_size``); ``linger_secs``, when set, is how long a batch may wait to fill before it is
+    sent anyway (S3's ``rotate_interval``); ``None`` leaves it to the service's setting.
+    """
 
     rendering: Rendering
+    max_batch: int
+    linger_secs: float | None
 
     async def send(self, batch: Batch) -> SendResult:
         """Deliver ``batch``; raise ``RetryableError``/``FatalError`` if none of it went."""

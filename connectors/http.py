@@ -37,9 +37,9 @@ def _is_public(address: str) -> bool:
 def check_destination(url: str, allow_private: bool) -> None:
     """Refuse a URL whose host is a non-public IP literal or ``localhost`` (names that resolve
     to such addresses are refused at connect time by ``GuardedResolver``)."""
-    host = urlsplit(url).hostname or ""
     if allow_private:
         return
+    host = (urlsplit(url).hostname or "").rstrip(".")  # "localhost." is "localhost"
     if host == "localhost" or host.endswith(".localhost"):
         raise PrivateDestinationError(f"{host} is a loopback destination")
     try:

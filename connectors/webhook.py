@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from multidict import CIMultiDict
 
 from connectors.base import Batch, FatalError, Rendering, SendResult
 from connectors.http import check_destination, error_for_exception, error_for_status, new_session
@@ -40,7 +41,10 @@ class WebhookConfig:
     timeout_secs: float = 30.0
 
     def build(self) -> Webhook:
-        """Check the destination and return the connector (``PrivateDestinationError``)."""
+        """Check the destination and return the connector (``PrivateDestinationError``).
+
+        The way in: the address check on the first hop is here (names are checked again when
+        they resolve, and every redirect target before it is followed)."""
         check_destination(self.url, self.allow_private)
         return Webhook(self)
 
@@ -49,23 +53,30 @@ class Webhook:
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
         self.rendering = Rendering(config.version)
+        self.max_batch = config.size
+        self.linger_secs: float | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "TLD" if config.version is Version.OLD else "DataStreamer/2.0",
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",
-            **dict(config.headers),
-        }
+        self._custom = CIMultiDict(config.headers)
+        self._standard = CIMultiDict(
+            {
+                "Content-Type": "application/json",
+                "User-Agent": "TLD" if config.version is Version.OLD else "DataStreamer/2.0",
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+            }
+        )
         secret = config.signing_secret
         self._key = base64.b64decode(secret.removeprefix("whsec_")) if secret else None
 
     async def send(self, batch: Batch) -> SendResult:
         body = b"[" + b",".join(batch.payloads) + b"]"
-        headers = {**self._headers, "Idempotency-Key": batch.key}
+        headers = CIMultiDict(self._custom)
+        headers.update(self._standard)  # the stream's headers never replace these
+        headers["Idempotency-Key"] = batch.key
         if self._key is not None:
             headers.update(self._signature(batch.key, body))
         url = self.config.url
+        last_redirect = 308
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 async with self._client().request(
@@ -73,8 +84,14 @@ class Webhook:
                 ) as response:
                     status = response.status
                     if status in (307, 308) and "Location" in response.headers:
-                        url = urljoin(url, response.headers["Location"])
-                        check_destination(url, self.config.allow_private)
+                        last_redirect = status
+                        target = urljoin(url, response.headers["Location"])
+                        _check_redirect(url, target)
+                        check_destination(target, self.config.allow_private)
+                        if _origin(target) != _origin(url):
+                            for name in self._custom:  # may hold credentials for the first host
+                                headers.popall(name, None)
+                        url = target
                         continue
                     detail = (await response.content.read(300)).decode(errors="replace")
                     if 200 <= status < 300:
@@ -82,7 +99,7 @@ class Webhook:
                     raise error_for_status(status, response.headers, detail.strip())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise error_for_exception(exc) from None
-        raise FatalError(f"more than {_MAX_REDIRECTS} redirects", 308)
+        raise FatalError(f"more than {_MAX_REDIRECTS} redirects", last_redirect)
 
     async def healthcheck(self) -> None:
         """A webhook has no side-effect-free probe; the first send is the check (fail fast)."""
@@ -98,6 +115,7 @@ class Webhook:
         return self._session
 
     def _signature(self, message_id: str, body: bytes) -> dict[str, str]:
+        """Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``."""
         assert self._key is not None
         timestamp = str(int(time.time()))
         signed = f"{message_id}.{timestamp}.".encode() + body
@@ -107,3 +125,14 @@ class Webhook:
             "webhook-timestamp": timestamp,
             "webhook-signature": "v1," + base64.b64encode(digest).decode(),
         }
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
+def _check_redirect(source: str, target: str) -> None:
+    """Refuse a redirect from HTTPS down to plain HTTP: the records would travel in clear."""
+    if urlsplit(source).scheme == "https" and urlsplit(target).scheme != "https":
+        raise FatalError(f"refused a redirect from HTTPS to {target}")

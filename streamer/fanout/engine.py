@@ -140,8 +140,8 @@ class Fanout:
             appended=lambda: self._appended,
             policy=self._policy,
             metrics=self._metrics,
-            size=spec["destination"]["credentials"].get("size", 1000),
-            linger_secs=self._linger,
+            size=connector.max_batch,
+            linger_secs=self._linger if connector.linger_secs is None else connector.linger_secs,
             fail_fast=fail_fast,
         )
         task = asyncio.create_task(self._run(worker), name=f"stream-{state.id}")
