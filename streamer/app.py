@@ -21,9 +21,11 @@ from connectors.base import Connector
 from connectors.http import PrivateDestinationError
 from connectors.webhook import WebhookConfig
 from schemas import Version
-from streamer.api import health, ingest, streams
+from streamer.api import health, ingest, legacy, openapi, streams
+from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
 from streamer.api.errors import error_middleware
+from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Tokens
 from streamer.config import Settings
@@ -81,8 +83,9 @@ def connector_factory(settings: Settings) -> ConnectorFactory:
 
 async def create_app(settings: Settings) -> web.Application:
     """Open the log, start every stream and return the HTTP application."""
+    limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_secs)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, rate_limit_middleware(limiter), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     log = await open_log(settings)
@@ -99,7 +102,16 @@ async def create_app(settings: Settings) -> web.Application:
         linger_secs=settings.linger_ms / 1000,
     )
     app[SERVICES] = Services(settings, log, fanout, tokens, metrics)
-    app.add_routes([*health.routes, *ingest.routes, *streams.routes])
+    app.add_routes(
+        [
+            *health.routes,
+            *ingest.routes,
+            *streams.routes,
+            *legacy.routes,
+            *token_api.routes,
+            *openapi.routes,
+        ]
+    )
     app.cleanup_ctx.append(_lifespan)
     return app
 

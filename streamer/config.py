@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     sync: Literal["full", "normal"] = "full"
     """``full``: a 202 survives power loss (fsync per commit group); ``normal``: a crash."""
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    rate_limit_requests: int = Field(2000, gt=0)
+    rate_limit_window_secs: float = Field(300.0, gt=0)
     linger_ms: int = Field(20, ge=0)
     request_timeout_secs: float = Field(30.0, gt=0)
     shutdown_timeout_secs: float = Field(10.0, gt=0)

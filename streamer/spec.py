@@ -65,10 +65,90 @@ class RestApiCredentials(_Body):
         return secret
 
 
-class Destination(_Body):
+_ROLE_ARN = r"^arn:[a-z-]+:iam:[^/]*role/.+$"
+_REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+
+
+class AwsKinesisCredentials(_Body):
+    region: str = Field(pattern=_REGION, examples=["eu-west-1"])
+    stream_name: str = Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_.-]+$")
+    role_arn: str = Field(pattern=_ROLE_ARN)
+
+
+class S3Credentials(_Body):
+    region: str = Field(pattern=_REGION, examples=["eu-west-1"])
+    bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    role_arn: str = Field(pattern=_ROLE_ARN)
+    flush_size: int = Field(10000, ge=10, le=100000, description="records per file")
+    rotate_interval: int = Field(
+        10000, ge=10000, le=900000, description="ms before a file is written"
+    )
+    key_prefix: str = Field("", max_length=512)
+    compression: Literal["none", "gzip"] = "none"
+
+
+class KeenIOCredentials(_Body):
+    project_id: str = Field(min_length=1, max_length=100)
+    write_key: str = Field(min_length=1)
+    collection_name: str = Field(min_length=1, max_length=256)
+    size: int = Field(3000, ge=1, le=10000)
+
+
+class DatadogCredentials(_Body):
+    api_key: str = Field(min_length=1)
+    region: Literal["US", "US3", "US5", "EU", "US1FED", "AP1"] = "US"
+
+
+Format = Literal["Json", "JSON", "json", "Csv", "CSV", "csv"]
+
+
+class RestApiDestination(_Body):
     connection_type: Literal["RestAPI"]
-    format: Literal["Json", "JSON", "json"] = "Json"
+    format: Format = "Json"
     credentials: RestApiCredentials
+
+
+class AwsKinesisDestination(_Body):
+    connection_type: Literal["AwsKinesis"]
+    format: Format = "Json"
+    credentials: AwsKinesisCredentials
+
+
+class S3Destination(_Body):
+    connection_type: Literal["S3"]
+    format: Format = "Csv"
+    credentials: S3Credentials
+
+
+class KeenIODestination(_Body):
+    connection_type: Literal["KeenIO"]
+    format: Format = "Json"
+    credentials: KeenIOCredentials
+
+
+class DatadogDestination(_Body):
+    connection_type: Literal["Datadog"]
+    format: Format = "Json"
+    credentials: DatadogCredentials
+
+
+CONNECTION_TYPES = {
+    "RestAPI": "Webhook",
+    "AwsKinesis": "AWS Kinesis",
+    "S3": "AWS S3",
+    "KeenIO": "KeenIO",
+    "Datadog": "Datadog",
+}
+_NOT_SUPPORTED = ("EventHubs", "PubSub")
+
+Destination = Annotated[
+    RestApiDestination
+    | AwsKinesisDestination
+    | S3Destination
+    | KeenIODestination
+    | DatadogDestination,
+    Field(discriminator="connection_type"),
+]
 
 
 class Filter(_Body):
@@ -91,6 +171,16 @@ class StreamSpec(_Body):
     format_version: Version = Version.NEW
     stream_historic_data: bool = False
     organisation: Ref | None = None
+
+    @field_validator("destination", mode="before")
+    @classmethod
+    def _supported(cls, value: Any) -> Any:
+        kind = value.get("connection_type") if isinstance(value, dict) else None
+        if kind in _NOT_SUPPORTED:
+            raise ValueError(f"connection type {kind} is not supported by this service")
+        if isinstance(value, dict) and kind not in CONNECTION_TYPES:
+            raise ValueError(f"connection_type must be one of {', '.join(CONNECTION_TYPES)}")
+        return value
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:

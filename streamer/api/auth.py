@@ -18,7 +18,7 @@ PRINCIPAL = "principal"
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith("/api/") or request.path == "/api/openapi.json":
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

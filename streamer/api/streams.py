@@ -15,13 +15,24 @@ from streamer.auth import Principal
 from streamer.fanout.engine import StreamConflict
 from streamer.fanout.worker import PAUSED, RUNNING
 from streamer.log.base import StreamState
-from streamer.spec import STREAM_TYPES, StreamSpec, masked
+from streamer.spec import CONNECTION_TYPES, STREAM_TYPES, StreamSpec, masked
 
-__all__ = ["represent", "routes"]
+__all__ = [
+    "READ",
+    "WRITE",
+    "create",
+    "find_stream",
+    "json_body",
+    "represent",
+    "routes",
+    "stream_organisation",
+    "validate_spec",
+]
 
 STATUSES = {1: "Running", 2: "Paused", 3: "Error", 4: "Pending"}
-_READ = ("observer", "user", "admin")
-_WRITE = ("user", "admin")
+LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
+READ = ("observer", "user", "admin")
+WRITE = ("user", "admin")
 
 
 def represent(state: StreamState, services: Services) -> dict[str, Any]:
@@ -50,43 +61,44 @@ def represent(state: StreamState, services: Services) -> dict[str, Any]:
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    principal = require(request, *_READ)
+    principal = require(request, *READ)
     services = request.app[SERVICES]
     visible = [s for s in services.fanout.streams() if principal.sees(s.organisation)]
     return web.json_response([represent(s, services) for s in visible], dumps=_dumps)
 
 
 async def get_stream(request: web.Request) -> web.Response:
-    principal = require(request, *_READ)
+    principal = require(request, *READ)
     services = request.app[SERVICES]
-    return web.json_response(represent(_find(request, principal), services), dumps=_dumps)
+    return web.json_response(represent(find_stream(request, principal), services), dumps=_dumps)
 
 
 async def create_stream(request: web.Request) -> web.Response:
-    principal = require(request, *_WRITE)
-    services = request.app[SERVICES]
-    spec = _validate(await _json(request))
-    organisation = _organisation(principal, spec)
+    principal = require(request, *WRITE)
+    state = await create(request, principal, validate_spec(await json_body(request)))
+    return web.Response(status=201, headers={"Location": f"/api/v2/data_stream/{state.id}"})
+
+
+async def create(request: web.Request, principal: Principal, spec: dict[str, Any]) -> StreamState:
+    """Store and start a validated stream for the principal's (or the named) organisation."""
+    organisation = stream_organisation(principal, spec)
     try:
-        state = await services.fanout.create(organisation, spec)
+        return await request.app[SERVICES].fanout.create(organisation, spec)
     except ValueError as exc:
-        raise ApiError(
-            422, str(exc), errors=[{"field": "destination", "message": str(exc)}]
-        ) from None
-    location = f"/api/v2/data_stream/{state.id}"
-    return web.Response(status=201, headers={"Location": location})
+        errors = [{"field": "destination", "message": str(exc)}]
+        raise ApiError(422, str(exc), errors=errors) from None
 
 
 async def patch_stream(request: web.Request) -> web.Response:
-    principal = require(request, *_WRITE)
+    principal = require(request, *WRITE)
     services = request.app[SERVICES]
-    state = _find(request, principal)
-    body = await _json(request)
+    state = find_stream(request, principal)
+    body = await json_body(request)
     status = body.pop("status", None)
     if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
         raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")
     if body:
-        spec = _validate({**state.spec, **body})
+        spec = validate_spec({**state.spec, **body})
         try:
             await services.fanout.update(state.id, spec)
         except ValueError as exc:
@@ -99,8 +111,8 @@ async def patch_stream(request: web.Request) -> web.Response:
 
 
 async def restart_stream(request: web.Request) -> web.Response:
-    principal = require(request, *_WRITE)
-    state = _find(request, principal)
+    principal = require(request, *WRITE)
+    state = find_stream(request, principal)
     try:
         await request.app[SERVICES].fanout.restart(state.id)
     except StreamConflict as exc:
@@ -109,27 +121,27 @@ async def restart_stream(request: web.Request) -> web.Response:
 
 
 async def delete_stream(request: web.Request) -> web.Response:
-    principal = require(request, *_WRITE)
-    state = _find(request, principal)
+    principal = require(request, *WRITE)
+    state = find_stream(request, principal)
     await request.app[SERVICES].fanout.delete(state.id)
     return web.Response(status=202)
 
 
 async def lookup(request: web.Request) -> web.Response:
-    require(request, *_READ)
+    require(request, *READ)
     tables: dict[str, list[dict[str, Any]]] = {
         "status": [{"id": k, "description": v} for k, v in STATUSES.items()],
         "type": [{"id": k, "description": v} for k, v in STREAM_TYPES.items()],
-        "connection_type": [{"id": "RestAPI", "description": "Webhook"}],
+        "connection_type": [{"id": k, "description": v} for k, v in CONNECTION_TYPES.items()],
         "filter_field_type": [
             {"id": "event_type_id", "description": "Event type id"},
             {"id": "alert", "description": "Alert flag"},
         ],
     }
-    return web.json_response(tables[request.match_info["table"]])
+    return web.json_response(tables[request.path.rsplit("/", 1)[1]])
 
 
-def _find(request: web.Request, principal: Principal) -> StreamState:
+def find_stream(request: web.Request, principal: Principal) -> StreamState:
     try:
         stream_id = int(request.match_info["id"])
     except ValueError:
@@ -140,7 +152,7 @@ def _find(request: web.Request, principal: Principal) -> StreamState:
     return state
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -150,19 +162,25 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _validate(body: dict[str, Any]) -> dict[str, Any]:
+def validate_spec(body: dict[str, Any]) -> dict[str, Any]:
     try:
         spec = StreamSpec.model_validate(body)
     except ValidationError as exc:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            {"field": _field(e["loc"]), "message": e["msg"]}
             for e in exc.errors(include_url=False, include_input=False)
         ]
         raise ApiError(422, "the data stream is not valid", errors=errors) from None
     return spec.model_dump(mode="json")
 
 
-def _organisation(principal: Principal, spec: dict[str, Any]) -> int:
+def _field(location: tuple[int | str, ...]) -> str:
+    """``destination.S3.credentials.region`` → ``destination.credentials.region``: the union's
+    tag is pydantic's, not the caller's."""
+    return ".".join(str(p) for p in location if p not in CONNECTION_TYPES)
+
+
+def stream_organisation(principal: Principal, spec: dict[str, Any]) -> int:
     named = (spec.get("organisation") or {}).get("id")
     if principal.organisation is None:
         if named is None:
@@ -180,7 +198,7 @@ def _dumps(value: Any) -> str:
 routes = [
     web.get("/api/v2/data_stream", list_streams),
     web.post("/api/v2/data_stream", create_stream),
-    web.get("/api/v2/data_stream/{table:status|type|connection_type|filter_field_type}", lookup),
+    *(web.get(f"/api/v2/data_stream/{table}", lookup) for table in LOOKUPS),
     web.get("/api/v2/data_stream/{id}", get_stream),
     web.patch("/api/v2/data_stream/{id}", patch_stream),
     web.post("/api/v2/data_stream/{id}/restart", restart_stream),

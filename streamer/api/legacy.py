@@ -1,0 +1,219 @@
+"""``/api/v1/data_stream``: the platform's legacy API over the same streams (API.md §4).
+
+A legacy body is translated into a v2 stream (``format_version`` ``migrated`` by default) and
+validated by the same rules; a stream made here is visible and manageable through v2, and the
+other way round. ``api_type`` ↔ connection type:
+
+    1 RestAPI (size 1)   2 KeenIO   3 Datadog   4 AWS Kinesis   6 RestAPI Bulk   8 AWS S3
+    5 (deprecated) and 7 (Salesforce) are refused with 422.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp import web
+
+from streamer.api.auth import require
+from streamer.api.errors import ApiError
+from streamer.api.services import SERVICES
+from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
+from streamer.fanout.worker import PAUSED, RUNNING
+from streamer.log.base import StreamState
+from streamer.spec import STREAM_TYPES
+
+__all__ = ["routes", "v1_item"]
+
+API_TYPES = {
+    1: "RestAPI",
+    2: "KeenIO",
+    3: "Datadog",
+    4: "AWS Kinesis",
+    5: "deprecated",
+    6: "RestAPI Bulk",
+    7: "Salesforce",
+    8: "AWS S3",
+}
+EVENT_TYPES = {
+    0: "Generic",
+    1: "Update location",
+    2: "Update GPRS location",
+    3: "Create PDP Context",
+    4: "Update PDP Context",
+    5: "Delete PDP Context",
+    6: "User authentication failed",
+    7: "Application authentication failed",
+    8: "SIM activation",
+    9: "SIM suspension",
+    10: "SIM deletion",
+    11: "Endpoint blocked",
+    12: "Organisation blocked",
+    13: "Support Access",
+    14: "Multi-factor Authentication",
+    15: "Purge location",
+    16: "Purge GPRS location",
+    17: "Self-Signup",
+    18: "Quota threshold reached",
+    19: "Quota used up",
+    20: "SMS quota threshold reached",
+    21: "SMS quota used up",
+}
+
+
+def api_type(spec: dict[str, Any]) -> int:
+    destination = spec["destination"]
+    kind = destination["connection_type"]
+    if kind == "RestAPI":
+        return 1 if destination["credentials"].get("size") == 1 else 6
+    return {"KeenIO": 2, "Datadog": 3, "AwsKinesis": 4, "S3": 8}[kind]
+
+
+def v1_item(state: StreamState) -> dict[str, Any]:
+    """A stream in the legacy shape."""
+    spec = state.spec
+    type_id = api_type(spec)
+    credentials = spec["destination"]["credentials"]
+    return {
+        "id": state.id,
+        "active": int(state.status != PAUSED),
+        "running": int(state.status == RUNNING),
+        "data_stream_type": {
+            "id": spec["data_stream_type"]["id"],
+            "description": STREAM_TYPES[spec["data_stream_type"]["id"]],
+        },
+        "api_type": {"id": type_id, "description": API_TYPES[type_id]},
+        "api_callback": credentials.get("url"),
+        "last_result_code": state.last_result_code,
+        "last_dispatched_timestamp": state.last_delivery_at,
+        "stream_historic_data": int(bool(spec.get("stream_historic_data"))),
+    }
+
+
+def v2_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Translate a legacy create body into a v2 body (validated afterwards by the v2 rules)."""
+    kind = (body.get("api_type") or {}).get("id")
+    if kind not in API_TYPES:
+        raise ApiError(422, "api_type.id must be one of 1, 2, 3, 4, 6, 8")
+    if kind in (5, 7):
+        raise ApiError(422, f"api_type {kind} ({API_TYPES[kind]}) is not supported")
+    username, password = body.get("api_username"), body.get("api_password")
+    parameter = body.get("api_parameter")
+    destination: dict[str, Any]
+    if kind in (1, 6):
+        callback = body.get("api_callback")
+        url = callback.get("url") if isinstance(callback, dict) else callback
+        credentials: dict[str, Any] = {"url": url}
+        if kind == 1:
+            credentials["size"] = 1
+        if username:
+            basic = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            credentials["headers"] = [f"Authorization:Basic {basic}"]
+        destination = {"connection_type": "RestAPI", "credentials": credentials}
+    elif kind in (4, 8):
+        region, _, target = str(parameter or "").partition("/")
+        name = "stream_name" if kind == 4 else "bucket_name"
+        destination = {
+            "connection_type": "AwsKinesis" if kind == 4 else "S3",
+            "credentials": {"region": region, name: target, "role_arn": username},
+        }
+    elif kind == 2:
+        destination = {
+            "connection_type": "KeenIO",
+            "credentials": {
+                "project_id": username,
+                "write_key": password,
+                "collection_name": parameter or "data_stream",
+            },
+        }
+    else:
+        credentials = {"api_key": username}
+        if parameter:
+            credentials["region"] = parameter
+        destination = {"connection_type": "Datadog", "credentials": credentials}
+    v2: dict[str, Any] = {
+        "data_stream_type": {"id": (body.get("data_stream_type") or {}).get("id")},
+        "destination": destination,
+        "format_version": body.get("format_version", "migrated"),
+        "stream_historic_data": bool(body.get("stream_historic_data", 0)),
+    }
+    if "organisation" in body:
+        v2["organisation"] = body["organisation"]
+    return v2
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    principal = require(request, *READ)
+    streams = request.app[SERVICES].fanout.streams()
+    return web.json_response([v1_item(s) for s in streams if principal.sees(s.organisation)])
+
+
+async def get_stream(request: web.Request) -> web.Response:
+    principal = require(request, *READ)
+    return web.json_response(v1_item(find_stream(request, principal)))
+
+
+async def create_stream(request: web.Request) -> web.Response:
+    principal = require(request, *WRITE)
+    spec = validate_spec(v2_body(await json_body(request)))
+    state = await create(request, principal, spec)
+    return web.Response(status=201, headers={"Location": f"/api/v1/data_stream/{state.id}"})
+
+
+async def delete_stream(request: web.Request) -> web.Response:
+    principal = require(request, *WRITE)
+    state = find_stream(request, principal)
+    await request.app[SERVICES].fanout.delete(state.id)
+    return web.Response(status=204)
+
+
+async def event_type_filter(request: web.Request) -> web.Response:
+    principal = require(request, *READ)
+    state = find_stream(request, principal)
+    return web.json_response(
+        [{"id": i, "description": EVENT_TYPES.get(i)} for i in sorted(_event_types(state))]
+    )
+
+
+async def add_event_type(request: web.Request) -> web.Response:
+    return await _change_event_types(request, add=True)
+
+
+async def remove_event_type(request: web.Request) -> web.Response:
+    return await _change_event_types(request, add=False)
+
+
+async def _change_event_types(request: web.Request, *, add: bool) -> web.Response:
+    principal = require(request, *WRITE)
+    state = find_stream(request, principal)
+    try:
+        event_type = int(request.match_info["event_type_id"])
+    except ValueError:
+        raise ApiError(404, "no such event type") from None
+    chosen = _event_types(state)
+    if not add and event_type not in chosen:
+        raise ApiError(404, f"event type {event_type} is not in the stream's filter")
+    chosen = chosen | {event_type} if add else chosen - {event_type}
+    others = [f for f in state.spec.get("filters") or () if f["field"] != "event_type_id"]
+    filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}] if chosen else others
+    spec = validate_spec({**state.spec, "filters": filters})
+    await request.app[SERVICES].fanout.update(state.id, spec)
+    return web.Response(status=204)
+
+
+def _event_types(state: StreamState) -> set[int]:
+    for stream_filter in state.spec.get("filters") or ():
+        if stream_filter["field"] == "event_type_id":
+            return set(stream_filter["value"])
+    return set()
+
+
+routes = [
+    web.get("/api/v1/data_stream", list_streams),
+    web.post("/api/v1/data_stream", create_stream),
+    web.get("/api/v1/data_stream/{id}", get_stream),
+    web.delete("/api/v1/data_stream/{id}", delete_stream),
+    web.get("/api/v1/data_stream/{id}/filter/event_type", event_type_filter),
+    web.put("/api/v1/data_stream/{id}/filter/event_type/{event_type_id}", add_event_type),
+    web.delete("/api/v1/data_stream/{id}/filter/event_type/{event_type_id}", remove_event_type),
+]
