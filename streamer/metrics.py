@@ -42,6 +42,12 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.dead_lettered = Counter(
+            "streamer_records_dead_lettered",
+            "Records a destination refused for good, kept as dead letters.",
+            ["stream"],
+            registry=r,
+        )
         self.pending = Gauge(
             "streamer_records_pending",
             "Records in the log after the stream's acknowledged position.",
@@ -68,6 +74,7 @@ class Metrics:
             self.delivered,
             self.failed,
             self.retried,
+            self.dead_lettered,
             self.pending,
             self.status,
             self.batch_seconds,

@@ -226,6 +226,22 @@ def document() -> Schema:
             ),
             "delete": _op("Delete a stream", {202: None}, params=ident, fails=(404,)),
         },
+        "/api/v2/data_stream/{id}/dead_letter": {
+            "get": _op(
+                "Records the destination refused for good",
+                {200: {"type": "array", "items": {"type": "object"}}},
+                params=ident,
+                fails=(404,),
+            )
+        },
+        "/api/v2/data_stream/{id}/dead_letter/replay": {
+            "post": _op(
+                "Send the dead letters again",
+                {202: {"type": "object", "required": ["requeued"]}},
+                params=ident,
+                fails=(404,),
+            )
+        },
         "/api/v2/data_stream/{id}/restart": {
             "post": _op("Restart from Error", {202: None}, params=ident, fails=(404, 409))
         },

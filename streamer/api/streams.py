@@ -127,6 +127,30 @@ async def delete_stream(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
+async def dead_letters(request: web.Request) -> web.Response:
+    principal = require(request, *READ)
+    state = find_stream(request, principal)
+    letters = await request.app[SERVICES].log.dead_letters(state.id)
+    body = [
+        {
+            "offset": letter.offset,
+            "reason": letter.reason,
+            "at": letter.at,
+            "queued": letter.queued,
+            "record": orjson.Fragment(letter.body),
+        }
+        for letter in letters
+    ]
+    return web.json_response(body, dumps=_dumps)
+
+
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    principal = require(request, *WRITE)
+    state = find_stream(request, principal)
+    requeued = await request.app[SERVICES].fanout.replay_dead_letters(state.id)
+    return web.json_response({"requeued": requeued}, status=202)
+
+
 async def lookup(request: web.Request) -> web.Response:
     require(request, *READ)
     tables: dict[str, list[dict[str, Any]]] = {
@@ -203,4 +227,6 @@ routes = [
     web.patch("/api/v2/data_stream/{id}", patch_stream),
     web.post("/api/v2/data_stream/{id}/restart", restart_stream),
     web.delete("/api/v2/data_stream/{id}", delete_stream),
+    web.get("/api/v2/data_stream/{id}/dead_letter", dead_letters),
+    web.post("/api/v2/data_stream/{id}/dead_letter/replay", replay_dead_letters),
 ]

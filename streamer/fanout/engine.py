@@ -111,6 +111,16 @@ class Fanout:
         state.error = None
         self._launch(state, fail_fast=True)
 
+    async def replay_dead_letters(self, stream_id: int) -> int:
+        """Queue the stream's dead letters to be sent again; a delivering stream sends them
+        before its next records, a paused or failed one once it runs again."""
+        requeued = await self._log.requeue_dead_letters(stream_id)
+        entry = self._workers.get(stream_id)
+        if entry is not None and requeued:
+            entry[0].replaying = True
+            self.notify()
+        return requeued
+
     async def delete(self, stream_id: int) -> None:
         await self._halt(stream_id)
         del self._states[stream_id]

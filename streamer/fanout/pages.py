@@ -19,9 +19,20 @@ from connectors.base import Form, Rendering
 from schemas import Kind, Version, csv_row, dumps
 from streamer.log.base import Log, Row
 
-__all__ = ["Page", "Pages"]
+__all__ = ["Page", "Pages", "render_payload"]
 
 KINDS = (Kind.EVENT, Kind.USAGE)
+
+
+def render_payload(kind_id: int, body: bytes, rendering: Rendering) -> bytes:
+    """One record's canonical bytes rendered as ``rendering`` asks."""
+    if rendering.form is Form.JSON and rendering.version is Version.NEW:
+        return body
+    kind = KINDS[kind_id]
+    record = orjson.loads(body)
+    if rendering.form is Form.CSV:
+        return csv_row(record, kind, rendering.version).encode()
+    return dumps(record, kind, rendering.version, rendering.shape)
 
 
 @dataclass(slots=True)
@@ -43,13 +54,7 @@ class Page:
             cache = self.rendered[rendering] = [None] * len(self.rows)
         payload = cache[index]
         if payload is None:
-            kind = KINDS[row.kind]
-            record = orjson.loads(row.body)
-            if rendering.form is Form.CSV:
-                payload = csv_row(record, kind, rendering.version).encode()
-            else:
-                payload = dumps(record, kind, rendering.version, rendering.shape)
-            cache[index] = payload
+            payload = cache[index] = render_payload(row.kind, row.body, rendering)
         return payload
 
 

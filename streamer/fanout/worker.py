@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import structlog
 
 from connectors.base import Batch, Connector, DeliveryError, RetryableError
-from streamer.fanout.pages import Pages
+from streamer.fanout.pages import Pages, render_payload
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Row, StreamState
 from streamer.metrics import Metrics
@@ -62,12 +62,18 @@ def matcher(state: StreamState) -> Callable[[Row], bool]:
 @dataclass(slots=True)
 class _Collected:
     batch: Batch
-    upto: int  # the last offset examined: the stream's position once the batch is acknowledged
+    rows: list[Row]  # the canonical records behind the payloads, for dead letters
+    upto: int | None  # the stream's position once acknowledged; None for a dead-letter replay
+    letters: list[int] | None = None  # the dead letters this batch sends again
 
 
 class _Failed(Exception):
     def __init__(self, error: DeliveryError) -> None:
         self.error = error
+
+
+class _Stopped(Exception):
+    """The service is shutting down while a batch waits for its next try: not a failure."""
 
 
 class StreamWorker:
@@ -100,6 +106,7 @@ class StreamWorker:
         self._matches = matcher(state)
         self._label = str(state.id)
         self.stopping = False
+        self.replaying = True  # look for dead letters queued for replay first
         self._saving: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
@@ -114,14 +121,20 @@ class StreamWorker:
                     await self._deliver(collected)
         except _Failed as failed:
             await self._fail(failed.error)
+        except _Stopped:
+            pass
         finally:
             if self._saving is not None:
                 await self._saving
 
     async def _collect(self) -> _Collected | None:
+        if self.replaying:
+            replay = await self._replay()
+            if replay is not None:
+                return replay
+            self.replaying = False
         payloads: list[bytes] = []
-        kinds: list[str] = []
-        offsets: list[int] = []
+        picked: list[Row] = []
         position = self.state.cursor
         linger_until: float | None = None
         rendering = self.connector.rendering
@@ -154,17 +167,31 @@ class StreamWorker:
                 position = row.offset
                 if self._matches(row):
                     payloads.append(page.payload(index, rendering))
-                    kinds.append(KIND_NAMES[row.kind])
-                    offsets.append(row.offset)
+                    picked.append(row)
                     if len(payloads) == self._size:
                         break
             else:
                 position = max(position, page.end)
-        key = f"{self.state.id}-{offsets[0]}-{offsets[-1]}"
-        return _Collected(Batch(key, payloads, kinds, offsets), position)
+        key = f"{self.state.id}-{picked[0].offset}-{picked[-1].offset}"
+        return _Collected(_batch(key, payloads, picked), picked, position)
+
+    async def _replay(self) -> _Collected | None:
+        """The next dead letters queued for replay, as one batch."""
+        letters = await self._log.dead_letters(self.state.id, queued_only=True, limit=self._size)
+        if not letters:
+            return None
+        rendering = self.connector.rendering
+        rows = [
+            Row(dl.offset, dl.kind, self.state.organisation, None, None, dl.body) for dl in letters
+        ]
+        payloads = [render_payload(row.kind, row.body, rendering) for row in rows]
+        key = f"{self.state.id}-dead-{letters[0].id}-{letters[-1].id}"
+        return _Collected(_batch(key, payloads, rows), rows, None, [dl.id for dl in letters])
 
     async def _deliver(self, collected: _Collected) -> None:
         batch = collected.batch
+        rows = collected.rows
+        rejected: list[tuple[Row, str]] = []
         started = time.monotonic()
         failing_since: float | None = None
         attempt = 0
@@ -181,31 +208,26 @@ class StreamWorker:
             except DeliveryError as error:
                 self._metrics.failed.labels(self._label).inc(len(batch.payloads))
                 raise _Failed(error) from None
-            for index, reason in result.rejected:
-                _log.warning(
-                    "record rejected by destination",
-                    stream=self.state.id,
-                    offset=batch.offsets[index],
-                    reason=reason,
-                )
+            rejected.extend((rows[index], reason) for index, reason in result.rejected)
             if not result.retry:
                 break
             retry = RetryableError(f"{len(result.retry)} records were not accepted")
             self._metrics.failed.labels(self._label).inc(len(result.retry))
             failing_since = failing_since or time.monotonic()
             await self._back_off(retry, failing_since, attempt)
-            batch = Batch(
-                batch.key,
-                [batch.payloads[i] for i in result.retry],
-                [batch.kinds[i] for i in result.retry],
-                [batch.offsets[i] for i in result.retry],
-            )
+            rows = [rows[i] for i in result.retry]
+            batch = _batch(batch.key, [batch.payloads[i] for i in result.retry], rows)
             self._metrics.retried.labels(self._label).inc(len(batch.payloads))
             attempt += 1
         self._fail_fast = False
-        delivered = len(collected.batch.payloads) - len(result.rejected)
+        if rejected:
+            await self._dead_letter(rejected)
+        if collected.letters is not None:
+            await self._log.drop_dead_letters(collected.letters)
+        delivered = len(collected.batch.payloads) - len(rejected)
         state = self.state
-        state.cursor = collected.upto
+        if collected.upto is not None:
+            state.cursor = collected.upto
         state.delivered += delivered
         state.last_delivery_at = _now()
         state.last_result_code = result.http_status
@@ -214,10 +236,25 @@ class StreamWorker:
         self._report_pending()
         await self._save_behind()
 
+    async def _dead_letter(self, rejected: list[tuple[Row, str]]) -> None:
+        """Keep what the destination refused for good, with its reason, for a later replay."""
+        _log.warning(
+            "records refused by the destination, kept as dead letters",
+            stream=self.state.id,
+            count=len(rejected),
+            first_reason=rejected[0][1],
+        )
+        await self._log.add_dead_letters(
+            self.state.id, [(row.offset, row.kind, row.body, reason) for row, reason in rejected]
+        )
+        self._metrics.dead_lettered.labels(self._label).inc(len(rejected))
+
     async def _back_off(self, error: RetryableError, failing_since: float, attempt: int) -> None:
         """Sleep before the next try, or raise ``_Failed`` when no try is left."""
+        if self.stopping:
+            raise _Stopped
         remaining = self._policy.window_secs - (time.monotonic() - failing_since)
-        if self._fail_fast or remaining <= 0 or self.stopping:
+        if self._fail_fast or remaining <= 0:
             raise _Failed(error)
         delay = self._policy.delay(attempt, error.retry_after)
         _log.info(
@@ -256,6 +293,10 @@ class StreamWorker:
         if self._saving is not None:
             await self._saving
         self._saving = asyncio.ensure_future(self._log.save_stream(self.state))
+
+
+def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
+    return Batch(key, payloads, [KIND_NAMES[row.kind] for row in rows], [r.offset for r in rows])
 
 
 def _offset(row: Row) -> int:

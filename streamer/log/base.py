@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Entry", "Log", "LogError", "LogFullError", "Row", "StreamState", "TokenRow"]
+__all__ = [
+    "DeadLetter",
+    "Entry",
+    "Log",
+    "LogError",
+    "LogFullError",
+    "Row",
+    "StreamState",
+    "TokenRow",
+]
 
 
 class LogError(Exception):
@@ -62,6 +71,18 @@ class StreamState:
     last_delivery_at: str | None
     last_result_code: int | None
     created_at: str
+
+
+class DeadLetter(NamedTuple):
+    """A record a destination refused for good, kept with the reason until replayed."""
+
+    id: int
+    offset: int
+    kind: int
+    body: bytes  # canonical JSON, kept here so retention never takes it
+    reason: str
+    at: str
+    queued: bool  # waiting to be sent again
 
 
 class TokenRow(NamedTuple):
@@ -110,6 +131,24 @@ class Log(Protocol):
         ...
 
     async def delete_stream(self, stream_id: int) -> None: ...
+
+    async def add_dead_letters(
+        self, stream_id: int, letters: Sequence[tuple[int, int, bytes, str]]
+    ) -> None:
+        """Keep ``(offset, kind, canonical body, reason)`` records the destination refused."""
+        ...
+
+    async def dead_letters(
+        self, stream_id: int, *, queued_only: bool = False, limit: int = 1000
+    ) -> list[DeadLetter]:
+        """The stream's dead letters, oldest first."""
+        ...
+
+    async def requeue_dead_letters(self, stream_id: int) -> int:
+        """Mark every dead letter of the stream to be sent again; return how many."""
+        ...
+
+    async def drop_dead_letters(self, ids: Sequence[int]) -> None: ...
 
     async def add_token(
         self, digest: bytes, role: str, organisation: int | None, name: str

@@ -28,7 +28,15 @@ from typing import Any, TypeVar
 
 import orjson
 
-from streamer.log.base import Entry, LogError, LogFullError, Row, StreamState, TokenRow
+from streamer.log.base import (
+    DeadLetter,
+    Entry,
+    LogError,
+    LogFullError,
+    Row,
+    StreamState,
+    TokenRow,
+)
 
 __all__ = ["SqliteLog"]
 
@@ -64,6 +72,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     name TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    queued INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, queued, id);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 """
 _STREAM_COLUMNS = (
@@ -218,8 +237,61 @@ class SqliteLog:
         )
 
     async def delete_stream(self, stream_id: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+            conn.execute("DELETE FROM dead_letters WHERE stream = ?", (stream_id,))
+
+        await self._write(job)
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    async def add_dead_letters(
+        self, stream_id: int, letters: Sequence[tuple[int, int, bytes, str]]
+    ) -> None:
+        at = _now()
+        rows = [
+            (stream_id, offset, kind, body, reason, at) for offset, kind, body, reason in letters
+        ]
         await self._write(
-            lambda conn: conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+            lambda conn: conn.executemany(
+                "INSERT INTO dead_letters (stream, offset, kind, body, reason, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+    async def dead_letters(
+        self, stream_id: int, *, queued_only: bool = False, limit: int = 1000
+    ) -> list[DeadLetter]:
+        def job(conn: sqlite3.Connection) -> list[DeadLetter]:
+            rows = conn.execute(
+                "SELECT id, offset, kind, body, reason, at, queued FROM dead_letters"
+                " WHERE stream = ? AND queued >= ? ORDER BY id LIMIT ?",
+                (stream_id, int(queued_only), limit),
+            )
+            return [
+                DeadLetter(ident, offset, kind, body, reason, at, bool(queued))
+                for ident, offset, kind, body, reason, at, queued in rows
+            ]
+
+        return await self._read(job)
+
+    async def requeue_dead_letters(self, stream_id: int) -> int:
+        requeued = await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE dead_letters SET queued = 1 WHERE stream = ? AND queued = 0",
+                    (stream_id,),
+                ).rowcount
+            )
+        )
+        return int(requeued)
+
+    async def drop_dead_letters(self, ids: Sequence[int]) -> None:
+        await self._write(
+            lambda conn: conn.executemany(
+                "DELETE FROM dead_letters WHERE id = ?", [(i,) for i in ids]
+            )
         )
 
     # -- tokens --------------------------------------------------------------------------------
