@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,11 +17,14 @@ from pydantic import SecretStr, ValidationError
 from schemas import Kind, Shape, Version
 from streamer.app import open_log
 from streamer.auth import ROLES, Tokens
+from streamer.client import IngestError
 from streamer.config import Settings, load_settings
 from streamer.convert import ConvertError, convert
 from streamer.daemon import serve
+from streamer.demo import demo
 from streamer.log.base import LogError, TokenRow
 from streamer.logs import configure_logging
+from streamer.replay import replay, simulate
 
 __all__ = ["main"]
 
@@ -30,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConvertError, ConfigError, LogError) as exc:
+    except (ConvertError, ConfigError, LogError, IngestError) as exc:
         print(f"streamer {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -53,6 +57,34 @@ def _parser() -> argparse.ArgumentParser:
         "and the --config TOML file.",
     )
     run.set_defaults(handler=_run)
+
+    demo_command = commands.add_parser(
+        "demo", help="a first look: the service, simulated records and a local webhook"
+    )
+    demo_command.add_argument("--rate", type=float, default=20.0, help="records per second")
+    demo_command.set_defaults(handler=_demo)
+
+    replay_command = commands.add_parser(
+        "replay",
+        help="send historical records from files to a running service",
+        description="Read NDJSON, JSON or S3 CSV files (gzip when the name ends in .gz), in any "
+        "version, and send their records to the ingest API of a running service.",
+    )
+    replay_command.add_argument("files", nargs="+", metavar="FILE", help="files; - = stdin")
+    _client_options(replay_command)
+    replay_command.add_argument("--batch", type=int, default=500, help="records per request")
+    replay_command.set_defaults(handler=_replay)
+
+    simulate_command = commands.add_parser(
+        "simulate", help="send realistic event and usage records at a chosen rate"
+    )
+    _client_options(simulate_command)
+    simulate_command.add_argument("--rate", type=float, default=100.0, help="records per second")
+    simulate_command.add_argument("--count", type=int, help="stop after this many records")
+    simulate_command.add_argument("--kind", type=Kind, choices=list(Kind), help="one kind only")
+    simulate_command.add_argument("--organisations", type=int, default=1, help="organisations 1..N")
+    simulate_command.add_argument("--seed", type=int, default=0, help="same seed, same records")
+    simulate_command.set_defaults(handler=_simulate)
 
     check = commands.add_parser("check-config", help="validate the settings and print them")
     check.set_defaults(handler=_check_config)
@@ -117,6 +149,51 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
+    return 0
+
+
+def _client_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--url",
+        default=os.environ.get("STREAMER_URL", "http://127.0.0.1:8080"),
+        help="the service (or STREAMER_URL)",
+    )
+    command.add_argument(
+        "--token",
+        default=os.environ.get("STREAMER_TOKEN"),
+        help="an ingest or admin token (better: STREAMER_TOKEN, kept out of the process list)",
+    )
+
+
+def _token(args: argparse.Namespace) -> str:
+    if not args.token:
+        raise ConfigError("a token is needed: --token or STREAMER_TOKEN")
+    return str(args.token)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    asyncio.run(replay(args.files, args.url, _token(args), args.batch))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    kinds = (args.kind,) if args.kind else (Kind.EVENT, Kind.USAGE)
+    asyncio.run(
+        simulate(
+            args.url,
+            _token(args),
+            rate=args.rate,
+            count=args.count,
+            kinds=kinds,
+            organisations=args.organisations,
+            seed=args.seed,
+        )
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    asyncio.run(demo(args.rate))
     return 0
 
 

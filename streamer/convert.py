@@ -29,7 +29,7 @@ from schemas import (
     read_csv,
 )
 
-__all__ = ["ConvertError", "convert"]
+__all__ = ["ConvertError", "convert", "read_inputs"]
 
 
 class ConvertError(Exception):
@@ -53,33 +53,41 @@ def convert(
     """
     written = 0
     csv_kind: Kind | None = None
+    for name, index, record in read_inputs(inputs):
+        record_kind = detect_kind(record)
+        if kind is not None and record_kind is not kind:
+            continue
+        if not as_csv:
+            output.write(dumps(record, record_kind, version, shape) + b"\n")
+        else:
+            if csv_kind is None:
+                csv_kind = record_kind
+                output.write(csv_header(csv_kind, version).encode())
+            if record_kind is not csv_kind:
+                raise ConvertError(
+                    f"{_label(name)}: record {index}: is {record_kind.article} record in a file"
+                    f" of {csv_kind} records; a CSV file holds one kind: choose it with --kind"
+                )
+            output.write(csv_row(record, record_kind, version).encode())
+        written += 1
+    return written
+
+
+def read_inputs(inputs: Sequence[str]) -> Iterator[tuple[str, int, Record]]:
+    """Every record of ``inputs`` ("-" or none: standard input) as (input, position, record).
+
+    Raises ``ConvertError`` naming the input, the record's position and the field at fault
+    for the first record that cannot be read."""
     for name in inputs or ["-"]:
         with ExitStack() as stack:
             stream = _open(name, stack)
             try:
                 for index, record in enumerate(_records(stream)):
-                    record_kind = detect_kind(record)
-                    if kind is not None and record_kind is not kind:
-                        continue
-                    if not as_csv:
-                        output.write(dumps(record, record_kind, version, shape) + b"\n")
-                    else:
-                        if csv_kind is None:
-                            csv_kind = record_kind
-                            output.write(csv_header(csv_kind, version).encode())
-                        if record_kind is not csv_kind:
-                            raise RecordError(
-                                "$",
-                                f"is {record_kind.article} record in a file of {csv_kind} "
-                                "records; a CSV file holds one kind: choose it with --kind",
-                            ).at(index)
-                        output.write(csv_row(record, record_kind, version).encode())
-                    written += 1
+                    yield name, index, record
             except RecordError as exc:
                 raise ConvertError(f"{_label(name)}: {exc.message}") from None
             except (OSError, EOFError) as exc:
                 raise ConvertError(f"{_label(name)}: cannot read: {exc}") from None
-    return written
 
 
 def _records(stream: BinaryIO) -> Iterator[Record]:
