@@ -71,7 +71,11 @@ class Fanout:
         return self._states.get(stream_id)
 
     async def create(self, organisation: int, spec: dict[str, Any]) -> StreamState:
-        """Store a new stream and start it from now, or from the oldest retained record."""
+        """Store a new stream and start it from now, or from the oldest retained record.
+
+        The stored spec names its organisation, so a connector that needs it (the external id
+        of an AWS role) finds it there."""
+        spec = {**spec, "organisation": {"id": organisation}}
         self._connectors(spec)  # refuse what cannot be built before storing anything
         oldest, last = await self._log.bounds()
         cursor = oldest if spec.get("stream_historic_data") else last
