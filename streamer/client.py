@@ -65,7 +65,8 @@ class IngestClient:
     ) -> int:
         """Post every ``(kind, lines)`` batch (kind ``events`` or ``usage``); return the count.
 
-        Raises ``IngestError`` for the first batch the service refused."""
+        Raises ``IngestError`` for the first batch the service refused, and whatever reading
+        ``batches`` raised, as it is."""
         slots = asyncio.Semaphore(self._in_flight)
         timeout = aiohttp.ClientTimeout(total=120)
 
@@ -84,7 +85,7 @@ class IngestClient:
                 async for kind, lines in batches:
                     await slots.acquire()
                     group.create_task(send(session, kind, lines))
-        except* IngestError as failed:
+        except* Exception as failed:  # the first failure (a refused batch, a bad input)
             raise failed.exceptions[0] from None
         finally:
             progress.finish()

@@ -13,7 +13,7 @@ from streamer.auth import Principal
 __all__ = ["PRINCIPAL", "auth_middleware", "principal", "require"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @web.middleware
