@@ -12,15 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import structlog
 from aiohttp import web
 
-from connectors.base import Connector
-from connectors.http import PrivateDestinationError
-from connectors.webhook import WebhookConfig
-from schemas import Version
 from streamer.api import health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
@@ -29,13 +24,14 @@ from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Tokens
 from streamer.config import Settings
-from streamer.fanout.engine import ConnectorFactory, Fanout
+from streamer.destinations import connector_factory
+from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 
-__all__ = ["connector_factory", "create_app", "open_log"]
+__all__ = ["create_app", "open_log"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
@@ -45,40 +41,6 @@ async def open_log(settings: Settings) -> Log:
     if settings.log_backend != "sqlite":
         raise ValueError(f"log backend {settings.log_backend!r} is not available in this build")
     return await SqliteLog.open(settings.data_dir, settings.sync)
-
-
-def connector_factory(settings: Settings) -> ConnectorFactory:
-    """Build a stream's connector from its stored spec; ``ValueError`` says why it cannot be."""
-
-    def build(spec: dict[str, Any]) -> Connector:
-        destination = spec["destination"]
-        credentials = destination["credentials"]
-        kind = destination["connection_type"]
-        if kind != "RestAPI":
-            raise ValueError(f"connection type {kind} is not supported")
-        headers = tuple(
-            (name.strip(), value.strip())
-            for name, _, value in (h.partition(":") for h in credentials.get("headers") or ())
-        )
-        config = WebhookConfig(
-            url=credentials["url"],
-            version=Version(spec["format_version"]),
-            method=credentials.get("method", "POST"),
-            headers=headers,
-            size=credentials.get("size", 3000),
-            signing_secret=credentials.get("signing_secret"),
-            allow_private=settings.allow_private_destinations,
-            timeout_secs=settings.request_timeout_secs,
-        )
-        try:
-            return config.build()
-        except PrivateDestinationError as exc:
-            raise ValueError(
-                f"destination refused: {exc} (an operator may allow private destinations"
-                " with STREAMER_ALLOW_PRIVATE_DESTINATIONS=true)"
-            ) from None
-
-    return build
 
 
 async def create_app(settings: Settings) -> web.Application:

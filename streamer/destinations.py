@@ -1,0 +1,86 @@
+"""Part of the composition root: a stream's stored spec in, its connector out.
+
+The only module (with ``streamer.app``) that knows the concrete connectors. Each builder maps
+the validated credentials (``streamer.spec``) onto the connector's own config; a destination
+that cannot be built raises ``ValueError`` with a reason fit for an API answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connectors.base import Connector
+from connectors.datadog import DatadogConfig
+from connectors.http import PrivateDestinationError
+from connectors.keenio import DEFAULT_BASE_URL as KEEN_URL
+from connectors.keenio import KeenConfig
+from connectors.webhook import WebhookConfig
+from schemas import Version
+from streamer.config import Settings
+
+__all__ = ["connector_factory"]
+
+Builder = Callable[[dict[str, Any], dict[str, Any], Settings], Connector]
+
+
+def _webhook(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+    headers = tuple(
+        (name.strip(), value.strip())
+        for name, _, value in (h.partition(":") for h in credentials.get("headers") or ())
+    )
+    return WebhookConfig(
+        url=credentials["url"],
+        version=Version(spec["format_version"]),
+        method=credentials.get("method", "POST"),
+        headers=headers,
+        size=credentials.get("size", 3000),
+        signing_secret=credentials.get("signing_secret"),
+        allow_private=settings.allow_private_destinations,
+        timeout_secs=settings.request_timeout_secs,
+    ).build()
+
+
+def _datadog(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+    return DatadogConfig(
+        api_key=credentials["api_key"],
+        region=credentials.get("region", "US"),
+        base_url=settings.datadog_url,
+        allow_private=settings.allow_private_destinations,
+        timeout_secs=settings.request_timeout_secs,
+    ).build()
+
+
+def _keen(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+    return KeenConfig(
+        project_id=credentials["project_id"],
+        write_key=credentials["write_key"],
+        collection_name=credentials["collection_name"],
+        version=Version(spec["format_version"]),
+        size=credentials.get("size", 3000),
+        base_url=settings.keenio_url or KEEN_URL,
+        allow_private=settings.allow_private_destinations,
+        timeout_secs=settings.request_timeout_secs,
+    ).build()
+
+
+_BUILDERS: dict[str, Builder] = {"RestAPI": _webhook, "Datadog": _datadog, "KeenIO": _keen}
+
+
+def connector_factory(settings: Settings) -> Callable[[dict[str, Any]], Connector]:
+    """Build a stream's connector from its stored spec; ``ValueError`` says why it cannot be."""
+
+    def build(spec: dict[str, Any]) -> Connector:
+        destination = spec["destination"]
+        builder = _BUILDERS.get(destination["connection_type"])
+        if builder is None:
+            raise ValueError(f"connection type {destination['connection_type']} is not supported")
+        try:
+            return builder(spec, destination["credentials"], settings)
+        except PrivateDestinationError as exc:
+            raise ValueError(
+                f"destination refused: {exc} (an operator may allow private destinations"
+                " with STREAMER_ALLOW_PRIVATE_DESTINATIONS=true)"
+            ) from None
+
+    return build
