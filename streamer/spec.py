@@ -54,7 +54,8 @@ class RestApiCredentials(_Body):
         for header in headers:
             name, sep, _ = header.partition(":")
             if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
-                raise ValueError(f"{header.split(':')[0]!r}: headers are 'Name:value' strings")
+                shown = header.split(":")[0].split()[0] if header.strip() else ""
+                raise ValueError(f"{shown!r}…: headers are 'Name:value' strings")
         return headers
 
     @field_validator("signing_secret")

@@ -254,8 +254,8 @@ class StreamWorker:
         if self.stopping:
             raise _Stopped
         remaining = self._policy.window_secs - (time.monotonic() - failing_since)
-        if self._fail_fast or remaining <= 0:
-            raise _Failed(error)
+        if self._fail_fast or remaining <= 0 or (error.retry_after or 0) > remaining:
+            raise _Failed(error)  # a destination's Retry-After is never cut short
         delay = self._policy.delay(attempt, error.retry_after)
         _log.info(
             "send failed, retrying",

@@ -1,0 +1,69 @@
+"""Fixtures for the end-to-end suite: daemons (real subprocesses) and receivers (real servers).
+
+``start_daemon(**env)`` starts ``streamer run`` on a fresh data directory with the e2e defaults
+(see ``harness.Daemon``) overridden by ``env``; at the end of the test every daemon still
+running is stopped with SIGTERM and must exit with code 0. ``daemon`` is one with the defaults.
+``new_receiver()`` starts a receiver; all are closed at the end, before the daemons stop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Daemon, NewReceiver, Receiver, StartDaemon
+
+
+@pytest.fixture
+def bootstrap_token() -> str:
+    return "e2e_" + secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+async def start_daemon(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[StartDaemon]:
+    daemons: list[Daemon] = []
+
+    async def start(**env: str) -> Daemon:
+        data_dir = tmp_path / f"daemon-{len(daemons)}" / "data"
+        data_dir.parent.mkdir(parents=True)
+        daemon = Daemon(data_dir, bootstrap_token, env)
+        daemons.append(daemon)
+        await daemon.start()
+        return daemon
+
+    yield start
+
+    failures = []
+    for daemon in daemons:
+        if daemon.running:
+            code, _ = await daemon.stop()
+            if code != 0:
+                failures.append(f"exit code {code}:\n" + "\n".join(daemon.output[-30:]))
+        await daemon.aclose()
+    assert not failures, "a daemon did not exit cleanly on SIGTERM: " + "\n".join(failures)
+
+
+@pytest.fixture
+async def daemon(start_daemon: StartDaemon) -> Daemon:
+    return await start_daemon()
+
+
+@pytest.fixture
+async def new_receiver(start_daemon: StartDaemon) -> AsyncIterator[NewReceiver]:
+    # Depends on ``start_daemon`` so that receivers close (releasing hung requests) before the
+    # daemons are stopped: a daemon's shutdown never waits on a receiver that will not answer.
+    receivers: list[Receiver] = []
+
+    async def make(*, keep_bodies: bool = True) -> Receiver:
+        receiver = Receiver(keep_bodies=keep_bodies)
+        await receiver.start()
+        receivers.append(receiver)
+        return receiver
+
+    yield make
+
+    for receiver in receivers:
+        await receiver.stop()
