@@ -76,7 +76,7 @@ class Fanout:
         The stored spec names its organisation, so a connector that needs it (the external id
         of an AWS role) finds it there."""
         spec = {**spec, "organisation": {"id": organisation}}
-        self._connectors(spec)  # refuse what cannot be built before storing anything
+        await self._check(spec)
         oldest, last = await self._log.bounds()
         cursor = oldest if spec.get("stream_historic_data") else last
         state = await self._log.create_stream(organisation, spec, cursor)
@@ -86,7 +86,7 @@ class Fanout:
 
     async def update(self, stream_id: int, spec: dict[str, Any]) -> None:
         """Replace the stream's definition; a delivering stream picks it up at once."""
-        self._connectors(spec)
+        await self._check(spec)
         state = self._states[stream_id]
         running = stream_id in self._workers
         await self._halt(stream_id)
@@ -103,7 +103,7 @@ class Fanout:
 
     async def resume(self, stream_id: int) -> None:
         state = self._states[stream_id]
-        if state.status == PAUSED:
+        if state.status == PAUSED and stream_id not in self._workers:
             self._launch(state, fail_fast=False)
 
     async def restart(self, stream_id: int) -> None:
@@ -142,6 +142,10 @@ class Fanout:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _check(self, spec: dict[str, Any]) -> None:
+        """Refuse (``ValueError``) a spec whose connector cannot be built, before storing it."""
+        await self._connectors(spec).aclose()
 
     def _launch(self, state: StreamState, *, fail_fast: bool) -> None:
         spec = state.spec

@@ -137,6 +137,8 @@ class SqliteLog:
 
         if not entries:
             return self._last_offset
+        if body.count(b"\n") != len(entries) - 1:  # it would split into more records on read
+            raise LogError("a record's bytes hold a raw newline: the log takes canonical JSON")
         return int(await self._write(job))
 
     async def read(self, after: int, limit: int) -> list[Row]:

@@ -1,0 +1,461 @@
+"""The SQLite log against a real database file: the guarantees of ``streamer/log/base.py``.
+
+Where a test needs the writer thread at a known point (a group of jobs queued behind a job that
+is still running), it parks the writer in a job of its own through the private ``_write``; the
+test releases it once everything it wants in the next group has been queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import sqlite3
+import sys
+import threading
+import time
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import streamer.log.sqlite as sqlite_module
+from streamer.log.base import Entry, LogError, Row, TokenRow
+from streamer.log.sqlite import SqliteLog
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def entries(count: int, tag: str = "x", organisation: int = 1) -> list[Entry]:
+    """``count`` usage entries whose bodies say which append and position they are."""
+    return [Entry(1, organisation, None, None, f'{{"{tag}":{i}}}'.encode()) for i in range(count)]
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
+    log = await SqliteLog.open(tmp_path)
+    yield log
+    await log.aclose()
+
+
+class ParkedWriter:
+    """Holds the writer thread inside a job until ``release``; everything queued meanwhile
+    is committed as the next group."""
+
+    def __init__(self, log: SqliteLog) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.done = log._write(self._job)
+
+    def _job(self, conn: sqlite3.Connection) -> None:
+        self.entered.set()
+        self.released.wait(10)
+
+    async def __aenter__(self) -> ParkedWriter:
+        assert await asyncio.to_thread(self.entered.wait, 10), "the writer never ran the job"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.released.set()
+        await self.done
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteLog) -> None:
+    sizes = [1, 3, 5, 2]
+    lasts = [await log.append(entries(n, f"a{j}")) for j, n in enumerate(sizes)]
+
+    assert lasts == [1, 4, 9, 11]
+    assert log.last_offset == 11
+    rows = await log.read(0, 100)
+    assert [row.offset for row in rows] == list(range(1, 12))
+    assert [row.body for row in rows] == [
+        e.body for j, n in enumerate(sizes) for e in entries(n, f"a{j}")
+    ]
+
+
+async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
+    stored = [
+        Entry(0, 7, 19, 1, b'{"e":1}'),
+        Entry(0, 8, 3, 0, b'{"e":2}'),
+        Entry(1, 9, None, None, b'{"u":1}'),
+    ]
+    await log.append(stored)
+
+    assert await log.read(0, 10) == [Row(i + 1, *entry) for i, entry in enumerate(stored)]
+
+
+async def test_an_empty_append_stores_nothing(log: SqliteLog) -> None:
+    await log.append(entries(2))
+
+    assert await log.append([]) == 2
+    assert await log.append(entries(1)) == 3
+
+
+async def test_an_append_that_could_not_be_read_back_is_refused(log: SqliteLog) -> None:
+    await log.append(entries(1))
+    pretty = Entry(1, 1, None, None, b'{\n  "id": 1\n}')  # bytes with a raw newline
+
+    with pytest.raises(LogError, match="newline"):
+        await log.append([*entries(2, "ok"), pretty])
+
+    assert await log.append(entries(1, "next")) == 2  # nothing of it was stored
+    assert [row.body for row in await log.read(0, 10)] == [
+        *(e.body for e in entries(1)),
+        *(e.body for e in entries(1, "next")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("after", "limit", "expected"),
+    [
+        (0, 100, list(range(1, 11))),
+        (0, 3, [1, 2, 3]),
+        (4, 3, [5, 6, 7]),
+        (8, 5, [9, 10]),
+        (2, 5, [3, 4, 5, 6, 7]),
+        (5, 100, [6, 7, 8, 9, 10]),
+        (10, 5, []),
+        (0, 0, []),
+    ],
+)
+async def test_read_returns_rows_after_an_offset_in_order_up_to_a_limit(
+    log: SqliteLog, after: int, limit: int, expected: list[int]
+) -> None:
+    await log.append(entries(4, "a"))
+    await log.append(entries(6, "b"))
+
+    assert [row.offset for row in await log.read(after, limit)] == expected
+
+
+async def test_bounds_before_and_after_trim(log: SqliteLog) -> None:
+    assert await log.bounds() == (0, 0)
+    await log.append(entries(5))
+    assert await log.bounds() == (0, 5)
+
+    assert await log.trim(older_than_secs=0) == 5
+
+    assert await log.bounds() == (5, 5)
+    await log.append(entries(2))
+    assert await log.bounds() == (5, 7)
+
+
+async def test_trim_drops_what_is_older_and_keeps_what_is_younger(log: SqliteLog) -> None:
+    await log.append(entries(3))
+    await log.append(entries(2))
+
+    assert await log.trim(older_than_secs=3600) == 0
+    assert len(await log.read(0, 10)) == 5
+
+    assert await log.trim(older_than_secs=0) == 5
+    assert await log.read(0, 10) == []
+
+
+async def test_trim_cuts_between_appends_by_their_age(
+    log: SqliteLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(sqlite_module, "time", types.SimpleNamespace(time=lambda: now[0]))
+    await log.append(entries(3, "old"))
+    now[0] = 2000.0
+    await log.append(entries(2, "young"))
+    now[0] = 2500.0
+
+    assert await log.trim(older_than_secs=1000) == 3  # cutoff 1500: only the first append
+    assert [row.offset for row in await log.read(0, 10)] == [4, 5]
+    assert await log.bounds() == (3, 5)
+    assert await log.trim(older_than_secs=600) == 0  # cutoff 1900: the second one stays
+    assert await log.trim(older_than_secs=400) == 2  # cutoff 2100: now it goes too
+    assert await log.bounds() == (5, 5)
+
+
+async def test_offsets_are_never_reused_after_trim_or_reopening(tmp_path: Path) -> None:
+    log = await SqliteLog.open(tmp_path)
+    assert await log.append(entries(4)) == 4
+    await log.trim(older_than_secs=0)
+    assert await log.append(entries(2)) == 6
+    await log.trim(older_than_secs=0)  # the table is empty again
+    await log.aclose()
+
+    log = await SqliteLog.open(tmp_path)
+    try:
+        assert log.last_offset == 6
+        assert await log.bounds() == (6, 6)
+        assert await log.append(entries(1, "after")) == 7
+        assert [row.offset for row in await log.read(0, 10)] == [7]
+    finally:
+        await log.aclose()
+
+
+async def test_what_was_written_before_aclose_is_there_after_reopening(tmp_path: Path) -> None:
+    log = await SqliteLog.open(tmp_path)
+    await log.append(entries(3, "kept"))
+    stream = await log.create_stream(5, {"name": "s"}, cursor=2)
+    stream.status, stream.delivered = 1, 2
+    await log.save_stream(stream)
+    token_id = await log.add_token(b"digest", "admin", None, "boot")
+    await log.aclose()
+
+    log = await SqliteLog.open(tmp_path)
+    try:
+        assert [row.body for row in await log.read(0, 10)] == [e.body for e in entries(3, "kept")]
+        assert log.last_offset == 3
+        assert await log.streams() == [stream]
+        token = await log.token(b"digest")
+        assert token is not None
+        assert token.id == token_id
+    finally:
+        await log.aclose()
+
+
+async def test_concurrent_appends_get_distinct_contiguous_ranges(log: SqliteLog) -> None:
+    sizes = [1 + i % 5 for i in range(300)]  # more than one group of 256 jobs
+
+    lasts = await asyncio.gather(*(log.append(entries(n, f"t{i}")) for i, n in enumerate(sizes)))
+
+    pairs = enumerate(zip(lasts, sizes, strict=True))
+    ranges = sorted((last - n + 1, last, i) for i, (last, n) in pairs)
+    assert ranges[0][0] == 1
+    assert all(nxt[0] == prev[1] + 1 for prev, nxt in itertools.pairwise(ranges))
+    assert ranges[-1][1] == sum(sizes) == log.last_offset
+    rows = await log.read(0, sum(sizes) + 10)
+    assert len(rows) == sum(sizes)
+    for first, last, i in ranges:
+        assert [row.body for row in rows[first - 1 : last]] == [
+            e.body for e in entries(sizes[i], f"t{i}")
+        ]
+
+
+def _raising(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES ('junk', 1)")
+    raise ValueError("this job fails")
+
+
+def _violating(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES ('junk', 1)")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('last_offset', 99)")  # a duplicate key
+
+
+@pytest.mark.parametrize(
+    ("failing", "error"),
+    [(_raising, ValueError), (_violating, LogError)],
+    ids=["raises", "violates-a-constraint"],
+)
+async def test_a_failing_job_does_not_lose_the_other_jobs_of_its_group(
+    log: SqliteLog, failing: Callable[[sqlite3.Connection], None], error: type[Exception]
+) -> None:
+    await log.append(entries(2, "before"))
+
+    async with ParkedWriter(log):  # queue, in this order, behind the parked job:
+        first = asyncio.ensure_future(log.append(entries(3, "first")))
+        await wait_for(lambda: log._jobs.qsize() == 1)
+        failed = log._write(failing)
+        second = asyncio.ensure_future(log.append(entries(2, "second")))
+        await wait_for(lambda: log._jobs.qsize() == 3)
+        assert log.last_offset == 2
+
+    assert await first == 5
+    with pytest.raises(error):
+        await failed
+    assert await second == 7
+    assert log.last_offset == 7
+    bodies = [row.body for row in await log.read(2, 10)]
+    assert bodies == [e.body for e in [*entries(3, "first"), *entries(2, "second")]]
+    meta = await log._write(lambda c: c.execute("SELECT key, value FROM meta").fetchall())
+    assert meta == [("last_offset", 7)]  # the failed job's own write was undone
+    assert await log.append(entries(1)) == 8
+
+
+async def test_last_offset_moves_only_after_commit(log: SqliteLog) -> None:
+    await log.append(entries(1))
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:  # runs after the append, in the same group
+        inside.set()
+        leave.wait(10)
+
+    async with ParkedWriter(log):
+        appended = asyncio.ensure_future(log.append(entries(4)))
+        await wait_for(lambda: log._jobs.qsize() == 1)
+        held = log._write(hold)
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        # the append has run, its transaction is open: nothing of it is visible yet
+        assert log.last_offset == 1
+        assert [row.offset for row in await log.read(0, 10)] == [1]
+        assert await log.bounds() == (0, 1)
+        assert not appended.done()
+    finally:
+        leave.set()
+    await held
+    assert await appended == 5
+    assert log.last_offset == 5
+    assert len(await log.read(0, 10)) == 5
+
+
+async def test_a_file_that_is_not_a_database_is_refused_not_waited_on(tmp_path: Path) -> None:
+    (tmp_path / "streamer.db").write_bytes(b"not a database" * 1000)
+
+    with pytest.raises(LogError, match="not a database"):
+        await asyncio.wait_for(SqliteLog.open(tmp_path), 10)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda log: log.append(entries(1)),
+        lambda log: log.create_stream(1, {}, 0),
+        lambda log: log.add_token(b"d", "admin", None, "n"),
+    ],
+    ids=["append", "create_stream", "add_token"],
+)
+async def test_writes_after_aclose_fail_instead_of_hanging(
+    tmp_path: Path, write: Callable[[SqliteLog], Awaitable[Any]]
+) -> None:
+    log = await SqliteLog.open(tmp_path)
+    await log.aclose()
+
+    with pytest.raises(LogError, match="closed"):
+        await asyncio.wait_for(write(log), 10)
+
+
+# -- streams and tokens ----------------------------------------------------------------------
+
+
+async def test_streams_round_trip(log: SqliteLog) -> None:
+    spec = {"name": "a", "destination": {"credentials": {"size": 3, "headers": ["A:b"]}}}
+    first = await log.create_stream(7, spec, cursor=3)
+    second = await log.create_stream(8, {"name": "b"}, cursor=0)
+
+    assert (first.organisation, first.spec, first.status, first.cursor) == (7, spec, 4, 3)
+    assert (first.error, first.delivered, first.last_delivery_at, first.last_result_code) == (
+        None,
+        0,
+        None,
+        None,
+    )
+    assert TIMESTAMP.fullmatch(first.created_at)
+    assert second.id > first.id
+    assert await log.streams() == [first, second]
+
+    first.spec = {"name": "renamed"}
+    first.status = 3
+    first.error = {"message": "refused", "http_status": 401, "at": "2026-01-01T00:00:00Z"}
+    first.cursor, first.delivered = 9, 5
+    first.last_delivery_at, first.last_result_code = "2026-01-01T00:00:00Z", 401
+    await log.save_stream(first)
+    assert await log.streams() == [first, second]
+
+    first.error = None
+    await log.save_stream(first)
+    assert (await log.streams())[0].error is None
+
+    await log.delete_stream(first.id)
+    assert await log.streams() == [second]
+    third = await log.create_stream(9, {}, cursor=0)
+    assert third.id > second.id  # ids are not reused either
+
+
+async def test_tokens_round_trip(log: SqliteLog) -> None:
+    admin = await log.add_token(b"d1", "admin", None, "bootstrap")
+    org = await log.add_token(b"d2", "organisation", 5, "ci")
+
+    token = await log.token(b"d1")
+    assert token is not None
+    assert token[:5] == (admin, b"d1", "admin", None, "bootstrap")
+    assert TIMESTAMP.fullmatch(token.created_at)
+    assert await log.token(b"unknown") is None
+    assert [(t.id, t.organisation) for t in await log.tokens()] == [(admin, None), (org, 5)]
+
+    with pytest.raises(LogError):
+        await log.add_token(b"d1", "admin", None, "again")
+    assert len(await log.tokens()) == 2
+
+    assert await log.delete_token(admin) is True
+    assert await log.delete_token(admin) is False
+    assert await log.token(b"d1") is None
+    assert await log.tokens() == [await log.token(b"d2")]
+    assert all(isinstance(t, TokenRow) for t in await log.tokens())
+
+
+# -- a crash ---------------------------------------------------------------------------------
+
+_WRITER = r"""
+import asyncio, sys
+from pathlib import Path
+from streamer.log.base import Entry
+from streamer.log.sqlite import SqliteLog
+
+async def writer(log, task):
+    n = 0
+    while True:
+        size = 1 + n % 4
+        tag = f"{task}-{n}"
+        entries = [Entry(1, 1, None, None, f"{tag}-{i}".encode()) for i in range(size)]
+        last = await log.append(entries)
+        print(last, size, tag, flush=True)
+        n += 1
+
+async def main():
+    log = await SqliteLog.open(Path(sys.argv[1]))
+    await asyncio.gather(*(writer(log, task) for task in range(4)))
+
+asyncio.run(main())
+"""
+
+
+async def test_every_acknowledged_append_survives_a_kill(tmp_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WRITER,
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stderr is not None
+    lines: list[bytes] = []
+    try:
+        while len(lines) < 200:
+            line = await asyncio.wait_for(child.stdout.readline(), 30)
+            if not line:
+                stderr = await child.stderr.read()
+                pytest.fail(f"the writer died early: {stderr.decode()}")
+            lines.append(line)
+    finally:
+        child.kill()  # SIGKILL: no cleanup of any kind
+        rest = await child.stdout.read()
+        await child.wait()
+    assert child.returncode == -9
+    lines += rest.splitlines(keepends=True)
+    acks = [line.split() for line in lines if line.endswith(b"\n")]  # a torn last line: no ack
+
+    log = await SqliteLog.open(tmp_path)
+    try:
+        oldest, newest = await log.bounds()
+        rows = await log.read(0, newest + 10)
+        assert oldest == 0
+        assert [row.offset for row in rows] == list(range(1, newest + 1))
+        assert newest >= max(int(last) for last, _, _ in acks)
+        for last, size, tag in acks:
+            first = int(last) - int(size) + 1
+            assert [row.body for row in rows[first - 1 : int(last)]] == [
+                b"%s-%d" % (tag, i) for i in range(int(size))
+            ]
+        assert await log.append(entries(1)) == newest + 1
+    finally:
+        await log.aclose()
