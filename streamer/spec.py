@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from schemas import Version
 
@@ -54,7 +62,7 @@ class RestApiCredentials(_Body):
         for header in headers:
             name, sep, _ = header.partition(":")
             if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
-                shown = header.split(":")[0].split()[0] if header.strip() else ""
+                shown = (name.split() or [""])[0]
                 raise ValueError(f"{shown!r}…: headers are 'Name:value' strings")
         return headers
 
@@ -152,16 +160,23 @@ Destination = Annotated[
 ]
 
 
-class Filter(_Body):
-    field: Literal["event_type_id", "alert"]
-    value: Annotated[list[int], Field(min_length=1)]
+EventTypeId = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 
-    @field_validator("value", mode="before")
-    @classmethod
-    def _booleans(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [int(v) if isinstance(v, bool) else v for v in value]
-        return value
+
+class Filter(_Body):
+    """``event_type_id`` values are event type ids; ``alert`` values are booleans (0/1 read
+    as false/true). Values are kept as sent; ``True == 1`` where they are matched."""
+
+    field: Literal["event_type_id", "alert"]
+    value: Annotated[list[StrictBool | EventTypeId], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _fits_field(self) -> Filter:
+        if self.field == "alert" and any(v not in (0, 1) for v in self.value):
+            raise ValueError("alert filter values are true or false")
+        if self.field == "event_type_id" and any(isinstance(v, bool) for v in self.value):
+            raise ValueError("event_type_id filter values are integers")
+        return self
 
 
 class StreamSpec(_Body):
@@ -177,6 +192,8 @@ class StreamSpec(_Body):
     @classmethod
     def _supported(cls, value: Any) -> Any:
         kind = value.get("connection_type") if isinstance(value, dict) else None
+        if kind is not None and not isinstance(kind, str):
+            raise ValueError(f"connection_type must be one of {', '.join(CONNECTION_TYPES)}")
         if kind in _NOT_SUPPORTED:
             raise ValueError(f"connection type {kind} is not supported by this service")
         if isinstance(value, dict) and kind not in CONNECTION_TYPES:

@@ -92,7 +92,7 @@ def v1_item(state: StreamState) -> dict[str, Any]:
 
 def v2_body(body: dict[str, Any]) -> dict[str, Any]:
     """Translate a legacy create body into a v2 body (validated afterwards by the v2 rules)."""
-    kind = (body.get("api_type") or {}).get("id")
+    kind = _id_of(body, "api_type")
     if kind not in API_TYPES:
         raise ApiError(422, "api_type.id must be one of 1, 2, 3, 4, 6, 8")
     if kind in (5, 7):
@@ -132,7 +132,7 @@ def v2_body(body: dict[str, Any]) -> dict[str, Any]:
             credentials["region"] = parameter
         destination = {"connection_type": "Datadog", "credentials": credentials}
     v2: dict[str, Any] = {
-        "data_stream_type": {"id": (body.get("data_stream_type") or {}).get("id")},
+        "data_stream_type": {"id": _id_of(body, "data_stream_type")},
         "destination": destination,
         "format_version": body.get("format_version", "migrated"),
         "stream_historic_data": bool(body.get("stream_historic_data", 0)),
@@ -140,6 +140,13 @@ def v2_body(body: dict[str, Any]) -> dict[str, Any]:
     if "organisation" in body:
         v2["organisation"] = body["organisation"]
     return v2
+
+
+def _id_of(body: dict[str, Any], key: str) -> int | None:
+    """``body[key]["id"]`` when it is an integer; None for anything else (422 follows)."""
+    ref = body.get(key)
+    ident = ref.get("id") if isinstance(ref, dict) else None
+    return ident if isinstance(ident, int) and not isinstance(ident, bool) else None
 
 
 async def list_streams(request: web.Request) -> web.Response:
@@ -190,6 +197,8 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
         event_type = int(request.match_info["event_type_id"])
     except ValueError:
         raise ApiError(404, "no such event type") from None
+    if not 0 <= event_type < 2**63:
+        raise ApiError(422, "an event type id is a non-negative 64-bit integer")
     chosen = _event_types(state)
     if not add and event_type not in chosen:
         raise ApiError(404, f"event type {event_type} is not in the stream's filter")

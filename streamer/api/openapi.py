@@ -124,6 +124,18 @@ def _json(schema: Schema) -> Schema:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _located(operation: Schema, api: str) -> Schema:
+    """``operation`` with its 201 answer's ``Location`` header: where the new stream is."""
+    operation["responses"]["201"]["headers"] = {
+        "Location": {
+            "description": "the new stream",
+            "required": True,
+            "schema": {"type": "string", "pattern": f"^/api/{api}/data_stream/[0-9]+$"},
+        }
+    }
+    return operation
+
+
 def _op(
     summary: str,
     answers: dict[int, Schema | None],
@@ -204,11 +216,14 @@ def document() -> Schema:
         "/api/v1/ingest/usage": ingest,
         "/api/v2/data_stream": {
             "get": _op("List streams", {200: {"type": "array", "items": stream}}),
-            "post": _op(
-                "Create a stream",
-                {201: None},
-                body={"$ref": "#/components/schemas/StreamSpec"},
-                fails=(400, 422),
+            "post": _located(
+                _op(
+                    "Create a stream",
+                    {201: None},
+                    body={"$ref": "#/components/schemas/StreamSpec"},
+                    fails=(400, 422),
+                ),
+                "v2",
             ),
         },
         **{
@@ -247,7 +262,9 @@ def document() -> Schema:
         },
         "/api/v1/data_stream": {
             "get": _op("List (legacy)", {200: {"type": "array", "items": _V1_ITEM}}),
-            "post": _op("Create (legacy)", {201: None}, body=_V1_CREATE, fails=(400, 422)),
+            "post": _located(
+                _op("Create (legacy)", {201: None}, body=_V1_CREATE, fails=(400, 422)), "v1"
+            ),
         },
         "/api/v1/data_stream/{id}": {
             "get": _op("One stream (legacy)", {200: _V1_ITEM}, params=ident, fails=(404,)),

@@ -13,7 +13,7 @@ from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Principal
 from streamer.fanout.engine import StreamConflict
-from streamer.fanout.worker import PAUSED, RUNNING
+from streamer.fanout.worker import KINDS_OF_TYPE, PAUSED, RUNNING
 from streamer.log.base import StreamState
 from streamer.spec import CONNECTION_TYPES, STREAM_TYPES, StreamSpec, masked
 
@@ -31,14 +31,17 @@ __all__ = [
 
 STATUSES = {1: "Running", 2: "Paused", 3: "Error", 4: "Pending"}
 LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
+_PATCHABLE = frozenset({"name", "destination", "filters", "format_version", "status"})
 READ = ("observer", "user", "admin")
 WRITE = ("user", "admin")
 
 
-def represent(state: StreamState, services: Services) -> dict[str, Any]:
-    """The stream as GET shows it, with every secret masked."""
+async def represent(state: StreamState, services: Services) -> dict[str, Any]:
+    """The stream as GET shows it, with every secret masked. ``pending_records`` counts the
+    stream's organisation's records of its kinds after its position (filters not applied)."""
     spec = masked(state.spec)
     type_id = spec["data_stream_type"]["id"]
+    pending = await services.log.pending(state.cursor, state.organisation, KINDS_OF_TYPE[type_id])
     return {
         "id": state.id,
         "name": spec.get("name"),
@@ -52,7 +55,7 @@ def represent(state: StreamState, services: Services) -> dict[str, Any]:
         "error": state.error,
         "stats": {
             "delivered_records": state.delivered,
-            "pending_records": max(0, services.log.last_offset - state.cursor),
+            "pending_records": pending,
             "last_delivery_at": state.last_delivery_at,
             "last_result_code": state.last_result_code,
         },
@@ -64,13 +67,14 @@ async def list_streams(request: web.Request) -> web.Response:
     principal = require(request, *READ)
     services = request.app[SERVICES]
     visible = [s for s in services.fanout.streams() if principal.sees(s.organisation)]
-    return web.json_response([represent(s, services) for s in visible], dumps=_dumps)
+    return web.json_response([await represent(s, services) for s in visible], dumps=_dumps)
 
 
 async def get_stream(request: web.Request) -> web.Response:
     principal = require(request, *READ)
     services = request.app[SERVICES]
-    return web.json_response(represent(find_stream(request, principal), services), dumps=_dumps)
+    body = await represent(find_stream(request, principal), services)
+    return web.json_response(body, dumps=_dumps)
 
 
 async def create_stream(request: web.Request) -> web.Response:
@@ -94,6 +98,14 @@ async def patch_stream(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     state = find_stream(request, principal)
     body = await json_body(request)
+    unknown = sorted(set(body) - _PATCHABLE)
+    if unknown:
+        raise ApiError(
+            422,
+            f"cannot change {', '.join(unknown)}; a PATCH changes only "
+            f"{', '.join(sorted(_PATCHABLE))}",
+            errors=[{"field": name, "message": "cannot be changed"} for name in unknown],
+        )
     status = body.pop("status", None)
     if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
         raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")

@@ -37,7 +37,8 @@ async def create_token(request: web.Request) -> web.Response:
     if role not in ROLES:
         raise ApiError(422, f"role must be one of {', '.join(ROLES)}")
     named = body.get("organisation")
-    if named is not None and not (isinstance(named, dict) and isinstance(named.get("id"), int)):
+    ident = named.get("id") if isinstance(named, dict) else None
+    if named is not None and (not isinstance(ident, int) or isinstance(ident, bool)):
         raise ApiError(422, "organisation must be {'id': <integer>} or omitted")
     organisation = named["id"] if named is not None else principal.organisation
     if principal.organisation is not None and organisation != principal.organisation:

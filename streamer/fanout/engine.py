@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -88,10 +89,10 @@ class Fanout:
         """Replace the stream's definition; a delivering stream picks it up at once."""
         await self._check(spec)
         state = self._states[stream_id]
-        running = stream_id in self._workers
+        await self._log.save_stream(replace(state, spec=spec))  # stored first: a refused
+        running = stream_id in self._workers  # write leaves the stream as it was
         await self._halt(stream_id)
         state.spec = spec
-        await self._log.save_stream(state)
         if running:
             self._launch(state, fail_fast=False)
 

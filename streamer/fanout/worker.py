@@ -31,9 +31,10 @@ from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Row, StreamState
 from streamer.metrics import Metrics
 
-__all__ = ["ERROR", "PAUSED", "PENDING", "RUNNING", "StreamWorker", "matcher"]
+__all__ = ["ERROR", "KINDS_OF_TYPE", "PAUSED", "PENDING", "RUNNING", "StreamWorker", "matcher"]
 
 RUNNING, PAUSED, ERROR, PENDING = 1, 2, 3, 4
+KINDS_OF_TYPE = {1: (1,), 2: (0,), 3: (0, 1)}  # data_stream_type id → log kinds (0 event, 1 usage)
 KIND_NAMES = ("event", "usage")
 _log = structlog.get_logger("streamer.fanout")
 
@@ -41,7 +42,7 @@ _log = structlog.get_logger("streamer.fanout")
 def matcher(state: StreamState) -> Callable[[Row], bool]:
     """Which log rows belong to the stream: its organisation, its kinds, its event filters."""
     spec = state.spec
-    kinds = {1: (1,), 2: (0,), 3: (0, 1)}[spec["data_stream_type"]["id"]]
+    kinds = KINDS_OF_TYPE[spec["data_stream_type"]["id"]]
     organisation = state.organisation
     filters = {f["field"]: frozenset(f["value"]) for f in spec.get("filters") or ()}
     event_types = filters.get("event_type_id")

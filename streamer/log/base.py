@@ -110,6 +110,11 @@ class Log(Protocol):
         """Up to ``limit`` rows with offsets greater than ``after``, in order."""
         ...
 
+    async def pending(self, after: int, organisation: int, kinds: Sequence[int]) -> int:
+        """How many records of ``organisation`` and ``kinds`` (0 event, 1 usage) come after
+        offset ``after``."""
+        ...
+
     async def bounds(self) -> tuple[int, int]:
         """(offset of the oldest retained record - 1, offset of the newest record)."""
         ...

@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS segments (
     count INTEGER NOT NULL,
     at REAL NOT NULL,
     routing BLOB NOT NULL,
+    summary BLOB NOT NULL,
     body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -122,13 +124,16 @@ class SqliteLog:
 
     async def append(self, entries: Sequence[Entry]) -> int:
         routing = orjson.dumps([entry[:4] for entry in entries])
+        counts = Counter((entry.organisation, entry.kind) for entry in entries)
+        summary = orjson.dumps([[org, kind, n] for (org, kind), n in counts.items()])
         body = b"\n".join(entry.body for entry in entries)
 
         def job(conn: sqlite3.Connection) -> int:
             first = self._next_offset
             conn.execute(
-                "INSERT INTO segments (first, count, at, routing, body) VALUES (?, ?, ?, ?, ?)",
-                (first, len(entries), time.time(), routing, body),
+                "INSERT INTO segments (first, count, at, routing, summary, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (first, len(entries), time.time(), routing, summary, body),
             )
             last = first + len(entries) - 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_offset'", (last,))
@@ -161,6 +166,28 @@ class SqliteLog:
                 if len(rows) >= limit:
                     break
             return rows[:limit]
+
+        return await self._read(job)
+
+    async def pending(self, after: int, organisation: int, kinds: Sequence[int]) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            total = 0
+            segments = conn.execute(
+                "SELECT first, summary, CASE WHEN first <= ? THEN routing END FROM segments"
+                " WHERE first >= coalesce((SELECT max(first) FROM segments WHERE first <= ?), 0)",
+                (after, after + 1),
+            )
+            for first, summary, routing in segments:
+                if routing is None:
+                    total += sum(
+                        n
+                        for org, kind, n in orjson.loads(summary)
+                        if org == organisation and kind in kinds
+                    )
+                else:  # the segment holding the position: count what is after it
+                    facts = orjson.loads(routing)[after + 1 - first :]
+                    total += sum(1 for f in facts if f[1] == organisation and f[0] in kinds)
+            return total
 
         return await self._read(job)
 
