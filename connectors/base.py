@@ -106,11 +106,14 @@ class Connector(Protocol):
     ``max_batch`` is the most records one ``send`` takes (the stream's ``size``, S3's
     ``flush_size``); ``linger_secs``, when set, is how long a batch may wait to fill before it is
     sent anyway (S3's ``rotate_interval``); ``None`` leaves it to the service's setting.
+    ``stable_batches`` asks that a batch sent again after a crash hold exactly the records it
+    held the first time (S3 names its objects after the batch, so a re-send overwrites).
     """
 
     rendering: Rendering
     max_batch: int
     linger_secs: float | None
+    stable_batches: bool
 
     async def send(self, batch: Batch) -> SendResult:
         """Deliver ``batch``; raise ``RetryableError``/``FatalError`` if none of it went."""

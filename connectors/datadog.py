@@ -220,6 +220,7 @@ class Datadog:
         self.rendering = Rendering(Version.NEW)
         self.max_batch = MAX_LOG_ENTRIES
         self.linger_secs: float | None = None
+        self.stable_batches = False
         self._session: aiohttp.ClientSession | None = None
         self._series = _Api(
             "series",

@@ -102,6 +102,7 @@ class Keen:
         self.rendering = Rendering(config.version, Shape.KEEN)
         self.max_batch = config.size
         self.linger_secs: float | None = None
+        self.stable_batches = False
         self._session: aiohttp.ClientSession | None = None
         self._prefix = b"{" + to_json(config.collection_name) + b":["
 

@@ -55,6 +55,7 @@ class Webhook:
         self.rendering = Rendering(config.version)
         self.max_batch = config.size
         self.linger_secs: float | None = None
+        self.stable_batches = False
         self._session: aiohttp.ClientSession | None = None
         self._custom = CIMultiDict(config.headers)
         self._standard = CIMultiDict(

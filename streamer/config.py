@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_backend: Literal["sqlite", "nats"] = "sqlite"
     nats_url: str = "nats://127.0.0.1:4222"
     datadog_url: str | None = None
+    s3_server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = "AES256"
+    """Server-side encryption of every S3 object (the seed's security guidelines)."""
+    s3_kms_key_id: str | None = None
     keenio_url: str | None = None
     retention_days: float = Field(7.0, gt=0)
     sync: Literal["full", "normal"] = "full"

@@ -15,6 +15,8 @@ from connectors.datadog import DatadogConfig
 from connectors.http import PrivateDestinationError
 from connectors.keenio import DEFAULT_BASE_URL as KEEN_URL
 from connectors.keenio import KeenConfig
+from connectors.kinesis import KinesisConfig
+from connectors.s3 import S3Config
 from connectors.webhook import WebhookConfig
 from schemas import Version
 from streamer.config import Settings
@@ -64,7 +66,41 @@ def _keen(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings)
     ).build()
 
 
-_BUILDERS: dict[str, Builder] = {"RestAPI": _webhook, "Datadog": _datadog, "KeenIO": _keen}
+def _kinesis(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+    return KinesisConfig(
+        region=credentials["region"],
+        stream_name=credentials["stream_name"],
+        role_arn=credentials["role_arn"],
+        organisation=spec["organisation"]["id"],
+        stream_id=spec.get("id", "new"),
+        version=Version(spec["format_version"]),
+    ).build()
+
+
+def _s3(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+    return S3Config(
+        region=credentials["region"],
+        bucket_name=credentials["bucket_name"],
+        role_arn=credentials["role_arn"],
+        organisation=spec["organisation"]["id"],
+        stream_id=spec.get("id", "new"),
+        version=Version(spec["format_version"]),
+        flush_size=credentials.get("flush_size", 10000),
+        rotate_interval_ms=credentials.get("rotate_interval", 10000),
+        key_prefix=credentials.get("key_prefix", ""),
+        compression=credentials.get("compression", "none"),
+        server_side_encryption=settings.s3_server_side_encryption,
+        kms_key_id=settings.s3_kms_key_id,
+    ).build()
+
+
+_BUILDERS: dict[str, Builder] = {
+    "RestAPI": _webhook,
+    "Datadog": _datadog,
+    "KeenIO": _keen,
+    "AwsKinesis": _kinesis,
+    "S3": _s3,
+}
 
 
 def connector_factory(settings: Settings) -> Callable[[dict[str, Any]], Connector]:

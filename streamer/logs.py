@@ -30,6 +30,9 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     )
+    for noisy in ("botocore", "aiobotocore", "urllib3"):
+        # their debug output holds request headers: Authorization, X-Amz-Security-Token
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

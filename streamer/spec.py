@@ -74,7 +74,7 @@ class RestApiCredentials(_Body):
         return secret
 
 
-_ROLE_ARN = r"^arn:[a-z-]+:iam:[^/]*role/.+$"
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
 _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 
 

@@ -150,7 +150,7 @@ class Fanout:
 
     def _launch(self, state: StreamState, *, fail_fast: bool) -> None:
         spec = state.spec
-        connector = self._connectors(spec)
+        connector = self._connectors({**spec, "id": state.id})
         worker = StreamWorker(
             state,
             connector,

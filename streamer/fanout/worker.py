@@ -137,9 +137,11 @@ class StreamWorker:
         payloads: list[bytes] = []
         picked: list[Row] = []
         position = self.state.cursor
+        inflight = self.state.inflight  # a stable batch cut before a crash: cut it there again
+        stop_at = inflight if inflight is not None and inflight > position else None
         linger_until: float | None = None
         rendering = self.connector.rendering
-        while len(payloads) < self._size:
+        while len(payloads) < self._size and (stop_at is None or position < stop_at):
             appended = self._appended()
             if position >= self._log.last_offset:
                 if not payloads:
@@ -165,6 +167,9 @@ class StreamWorker:
             start = bisect.bisect_right(rows, position, key=_offset)
             for index in range(start, len(rows)):
                 row = rows[index]
+                if stop_at is not None and row.offset > stop_at:
+                    position = stop_at
+                    break
                 position = row.offset
                 if self._matches(row):
                     payloads.append(page.payload(index, rendering))
@@ -172,7 +177,12 @@ class StreamWorker:
                     if len(payloads) == self._size:
                         break
             else:
-                position = max(position, page.end)
+                end = page.end if stop_at is None else min(page.end, stop_at)
+                position = max(position, end)
+        if not picked:  # the batch cut before the crash held only others' records
+            self.state.cursor, self.state.inflight = position, None
+            await self._save()
+            return None
         key = f"{self.state.id}-{picked[0].offset}-{picked[-1].offset}"
         return _Collected(_batch(key, payloads, picked), picked, position)
 
@@ -190,6 +200,9 @@ class StreamWorker:
         return _Collected(_batch(key, payloads, rows), rows, None, [dl.id for dl in letters])
 
     async def _deliver(self, collected: _Collected) -> None:
+        if self.connector.stable_batches and collected.upto is not None:
+            self.state.inflight = collected.upto
+            await self._save()
         batch = collected.batch
         rows = collected.rows
         rejected: list[tuple[Row, str]] = []
@@ -229,6 +242,7 @@ class StreamWorker:
         state = self.state
         if collected.upto is not None:
             state.cursor = collected.upto
+            state.inflight = None
         state.delivered += delivered
         state.last_delivery_at = _now()
         state.last_result_code = result.http_status

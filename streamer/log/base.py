@@ -71,6 +71,9 @@ class StreamState:
     last_delivery_at: str | None
     last_result_code: int | None
     created_at: str
+    inflight: int | None = None
+    """For stable batches: the last offset the batch being sent covers, stored before it is
+    sent, so the batch after a crash is cut at the same place."""
 
 
 class DeadLetter(NamedTuple):

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS streams (
     delivered INTEGER NOT NULL DEFAULT 0,
     last_delivery_at TEXT,
     last_result_code INTEGER,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    inflight INTEGER
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,7 +90,7 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 """
 _STREAM_COLUMNS = (
     "id, organisation, spec, status, error, cursor, delivered, last_delivery_at, "
-    "last_result_code, created_at"
+    "last_result_code, created_at, inflight"
 )
 
 
@@ -255,12 +256,13 @@ class SqliteLog:
             state.delivered,
             state.last_delivery_at,
             state.last_result_code,
+            state.inflight,
             state.id,
         )
         await self._write(
             lambda conn: conn.execute(
                 "UPDATE streams SET spec = ?, status = ?, error = ?, cursor = ?, delivered = ?,"
-                " last_delivery_at = ?, last_result_code = ? WHERE id = ?",
+                " last_delivery_at = ?, last_result_code = ?, inflight = ? WHERE id = ?",
                 values,
             )
         )
@@ -472,7 +474,7 @@ def _log_error(exc: sqlite3.Error) -> LogError:
 
 
 def _stream(row: tuple[Any, ...]) -> StreamState:
-    ident, org, spec, status, error, cursor, delivered, last_at, last_code, created = row
+    ident, org, spec, status, error, cursor, delivered, last_at, last_code, created, inflight = row
     return StreamState(
         id=ident,
         organisation=org,
@@ -484,6 +486,7 @@ def _stream(row: tuple[Any, ...]) -> StreamState:
         last_delivery_at=last_at,
         last_result_code=last_code,
         created_at=created,
+        inflight=inflight,
     )
 
 

@@ -1,13 +1,10 @@
 """Streams through the v2 and legacy v1 APIs (API.md §3–§4), over real HTTP.
 
 Bodies come from the platform's documentation (the Datadog and Kinesis v2 examples, the v1 S3
-and Kinesis bodies) or are built from API.md's field lists. RestAPI, Datadog and KeenIO have
-connectors; AwsKinesis and S3 not yet: creating one answers 422 "connection type … is not
-supported" from the connector factory. Those round trips are marked ``xfail(strict=True,
-raises=ConnectorNotWired)`` so they fail for that reason only, and flip (XPASS → failure:
-remove the mark) once the connector is wired. The validation and representation of every type
-is checked today by ``test_every_type_validates_and_masks``. Datadog and KeenIO are pointed at
-a closed loopback port (or a local receiver) by the suite's settings: nothing leaves the host.
+and Kinesis bodies) or are built from API.md's field lists. Every connection type has a
+connector; AWS streams are created against moto-free settings (creating one assumes no role:
+the role is assumed at the first send). Datadog and KeenIO are pointed at a closed loopback
+port (or a local receiver) by the suite's settings: nothing leaves the host.
 """
 
 from __future__ import annotations
@@ -45,23 +42,10 @@ from tests.receivers import Receiver, Reply, eventually
 RECEIVER = "http://127.0.0.1:9/hook"  # replaced by the live receiver's URL where one is used
 
 
-class ConnectorNotWired(Exception):
-    """The service refused the stream only because its connection type has no connector."""
-
-
-NOT_WIRED = pytest.mark.xfail(
-    raises=ConnectorNotWired, strict=True, reason="connector not wired yet"
-)
-
-
 async def create(service: Service, body: dict[str, Any], token: str, *, v1: bool = False) -> int:
-    """Create the stream; ``ConnectorNotWired`` when only the connector factory refused it."""
+    """Create the stream and return its id from the ``Location`` header."""
     api = "v1" if v1 else "v2"
     answer = await service.call("POST", f"/api/{api}/data_stream", token, json=body)
-    if answer.status == 422 and re.fullmatch(
-        r"connection type \w+ is not supported", answer.body["message"]
-    ):
-        raise ConnectorNotWired(answer.body["message"])
     assert answer.status == 201, answer.text
     assert answer.text == ""
     location = answer.headers["Location"]
@@ -72,6 +56,9 @@ async def create(service: Service, body: dict[str, Any], token: str, *, v1: bool
 # --- the documented bodies, and what each becomes ------------------------------------------------
 
 ROLE = "arn:aws:iam::123456789012:role/bucket-role-name"
+DOCUMENTED_ROLE = "arn:aws:iam:1234567890:role/role_for_kinesis_data_stream"
+"""The documentation's Kinesis example ARN: one colon and ten digits where AWS has two colons
+and a 12-digit account; AWS would refuse it, so the service refuses it at create time."""
 KINESIS_ROLE = "arn:aws:iam::123456789012:role/kinesis-role-name"
 USAGE_AND_EVENTS = {"id": 3, "description": "Usage Data & Events"}
 
@@ -122,7 +109,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
             },
             (3, "Datadog"),
         ),
-        "AwsKinesis": (  # the documentation's example, verbatim
+        "AwsKinesis": (  # the documentation's example, with a well-formed role ARN (below)
             {
                 "data_stream_type": {"id": 1},
                 "name": "Production Kinesis stream",
@@ -131,7 +118,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
                     "credentials": {
                         "region": "af-south-1",
                         "stream_name": "demo-stream",
-                        "role_arn": "arn:aws:iam:1234567890:role/role_for_kinesis_data_stream",
+                        "role_arn": DOCUMENTED_ROLE.replace("iam:1234567890", "iam::123456789012"),
                     },
                     "format": "Json",
                 },
@@ -142,7 +129,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
                 "credentials": {
                     "region": "af-south-1",
                     "stream_name": "demo-stream",
-                    "role_arn": "arn:aws:iam:1234567890:role/role_for_kinesis_data_stream",
+                    "role_arn": DOCUMENTED_ROLE.replace("iam:1234567890", "iam::123456789012"),
                 },
             },
             (4, "AWS Kinesis"),
@@ -332,16 +319,9 @@ STREAM_TYPES = {1: "Usage Data", 2: "Event Data", 3: "Usage Data & Events"}
 SECRET_KEYS = ("api_key", "write_key")
 
 
-def _wired(kind: str) -> Any:
-    return NOT_WIRED if kind in ("AwsKinesis", "S3") else ()
-
-
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(k, marks=_wired(k))
-        for k in ("RestAPI", "Datadog", "AwsKinesis", "S3", "KeenIO")
-    ],
+    ["RestAPI", "Datadog", "AwsKinesis", "S3", "KeenIO"],
 )
 async def test_v2_stream_round_trip(service: Service, receiver: Receiver, kind: str) -> None:
     url = f"{receiver.url}/hook"
@@ -386,7 +366,7 @@ async def test_v2_stream_round_trip(service: Service, receiver: Receiver, kind: 
 
 @pytest.mark.parametrize(
     "api_type",
-    [pytest.param(t, marks=NOT_WIRED if t in (4, 8) else ()) for t in (1, 6, 2, 3, 4, 8)],
+    [1, 6, 2, 3, 4, 8],
 )
 async def test_v1_stream_round_trip(service: Service, receiver: Receiver, api_type: int) -> None:
     url = f"{receiver.url}/hook"
@@ -412,9 +392,8 @@ async def test_v1_stream_round_trip(service: Service, receiver: Receiver, api_ty
 
 @pytest.mark.parametrize("kind", ["RestAPI", "Datadog", "AwsKinesis", "S3", "KeenIO"])
 def test_every_type_validates_and_masks(kind: str) -> None:
-    """The representation layer, for the types whose streams cannot be created yet too: the
-    documented v2 body and its v1 counterpart are valid, keep their secrets in the stored
-    form and show them masked."""
+    """The representation layer alone: the documented v2 body and its v1 counterpart are
+    valid, keep their secrets in the stored form and show them masked."""
     body, destination, (api_type, _) = v2_examples(RECEIVER)[kind]
     stored = validate_spec(body)
     assert masked(stored)["destination"] == destination
@@ -431,6 +410,17 @@ def test_every_type_validates_and_masks(kind: str) -> None:
     for key in SECRET_KEYS:
         if key in credentials:
             assert credentials[key] in (v1_body.get("api_username"), v1_body.get("api_password"))
+
+
+async def test_the_documented_malformed_role_arn_is_refused_by_name(service: Service) -> None:
+    body, _, _ = v2_examples(RECEIVER)["AwsKinesis"]
+    credentials = {**body["destination"]["credentials"], "role_arn": DOCUMENTED_ROLE}
+    body = {**body, "destination": {**body["destination"], "credentials": credentials}}
+    answer = await service.call(
+        "POST", "/api/v2/data_stream", json={**body, "organisation": {"id": 1}}
+    )
+    assert answer.is_error(422), answer.text
+    assert [e["field"] for e in answer.body["errors"]] == ["destination.credentials.role_arn"]
 
 
 # --- validation: 422 with every problem listed ----------------------------------------------------

@@ -91,6 +91,7 @@ class FakeConnector:
     """The in-memory connector double."""
 
     linger_secs: float | None = None  # the service's linger
+    stable_batches: bool = False
 
     def __init__(self, destination: Destination, rendering: Rendering, max_batch: int) -> None:
         self.destination = destination

@@ -1,0 +1,29 @@
+"""Settings for the whole test session.
+
+AWS: no test may reach AWS itself or the instance metadata service, whatever the developer's
+environment holds. Every ``AWS_*`` variable is replaced: dummy credentials, a closed loopback
+endpoint, metadata lookups off. Tests that talk to moto set their own on top (the ``aws``
+fixture); daemons started as subprocesses inherit these.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_AWS_DEFAULTS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(_AWS_DEFAULTS)
