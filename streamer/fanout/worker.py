@@ -223,6 +223,8 @@ class StreamWorker:
                 self._metrics.failed.labels(self._label).inc(len(batch.payloads))
                 raise _Failed(error) from None
             rejected.extend((rows[index], reason) for index, reason in result.rejected)
+            if len(result.retry) < len(batch.payloads):
+                self._fail_fast = False  # something went through: not a failure to deliver at all
             if not result.retry:
                 break
             retry = RetryableError(f"{len(result.retry)} records were not accepted")
