@@ -1,0 +1,1 @@
+"""Delivery: one worker per stream reading the log from its own position."""

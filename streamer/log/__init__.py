@@ -1,0 +1,1 @@
+"""The durable log and the state store; SQLite is the embedded backend."""
