@@ -39,13 +39,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import orjson
 
 from connectors.base import Batch, FatalError, Rendering, RetryableError, SendResult
-from connectors.http import check_destination, error_for_exception, error_for_status, new_session
+from connectors.http import (
+    check_destination,
+    error_for_exception,
+    error_for_status,
+    new_session,
+    post_within_origin,
+)
 from schemas import MalformedRecord, Version, loads
 from schemas.render import to_json
 
@@ -85,7 +90,6 @@ _SEVERITY_STATUS: Final = {
     "CRITICAL": "critical",
 }
 _SEVERITY_ID_STATUS: Final = {0: "info", 1: "warn", 2: "critical"}
-_MAX_REDIRECTS: Final = 5
 _THREAD_GZIP_BYTES: Final = 256 * 1024  # compress larger bodies off the event loop
 
 
@@ -408,22 +412,11 @@ class Datadog:
             "Content-Encoding": "gzip",
             "Accept": "application/json",
         }
-        try:
-            for _ in range(_MAX_REDIRECTS + 1):
-                async with self._client().post(
-                    url, data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    if status in (307, 308) and "Location" in response.headers:
-                        url = _same_origin(url, urljoin(url, response.headers["Location"]), status)
-                        continue
-                    if status == 413:
-                        return status
-                    await self._check(status, response.headers, await response.content.read(300))
-                    return status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise error_for_exception(exc) from None
-        raise FatalError(f"more than {_MAX_REDIRECTS} redirects", 308)
+        answer = await post_within_origin(self._client(), url, body, headers)
+        if answer.status != 413:
+            await self._check(answer.status, answer.headers, answer.body[:300])
+        status: int = answer.status
+        return status
 
     async def _check(self, status: int, headers: Any, detail: bytes) -> None:
         if 200 <= status < 300:
@@ -475,14 +468,6 @@ def _status(severity: Mapping[str, Any]) -> str:
 
 def _too_large(api: _Api) -> str:
     return f"larger on its own than Datadog's {api.name} intake accepts in one request"
-
-
-def _same_origin(source: str, target: str, status: int) -> str:
-    """Follow a redirect only within the same scheme, host and port: the API key stays home."""
-    before, after = urlsplit(source), urlsplit(target)
-    if (before.scheme, before.hostname, before.port) != (after.scheme, after.hostname, after.port):
-        raise FatalError(f"refused a redirect to another host ({after.hostname})", status)
-    return target
 
 
 async def _gzip(body: bytes) -> bytes:

@@ -6,24 +6,30 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDictProxy
 
 from connectors.base import DeliveryError, FatalError, RetryableError
 
 __all__ = [
+    "Answer",
     "GuardedResolver",
     "PrivateDestinationError",
     "check_destination",
     "error_for_exception",
     "error_for_status",
     "new_session",
+    "post_within_origin",
 ]
+
+_MAX_REDIRECTS = 5
 
 
 class PrivateDestinationError(OSError):
@@ -120,3 +126,43 @@ def error_for_exception(exc: BaseException) -> DeliveryError:
     if isinstance(exc, aiohttp.InvalidURL):
         return FatalError(f"invalid URL: {exc}")
     return RetryableError(f"network error: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A destination's final answer: status, headers, and the body (all of it for 2xx and 413,
+    the first 300 bytes otherwise, for the error message)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+async def post_within_origin(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> Answer:
+    """POST ``body``, following 307/308 (method and body kept, five hops at most) only within
+    the same scheme, host and port, so credentials in ``headers`` never travel elsewhere.
+    Network errors are mapped onto the error tree; the status is the caller's to judge."""
+    try:
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                if status in (307, 308) and "Location" in response.headers:
+                    url = _same_origin(url, urljoin(url, response.headers["Location"]), status)
+                    continue
+                whole = 200 <= status < 300 or status == 413
+                answer = await (response.read() if whole else response.content.read(300))
+                return Answer(status, response.headers, answer)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise error_for_exception(exc) from None
+    raise FatalError(f"more than {_MAX_REDIRECTS} redirects", 308)
+
+
+def _same_origin(source: str, target: str, status: int) -> str:
+    before, after = urlsplit(source), urlsplit(target)
+    if (before.scheme, before.hostname, before.port) != (after.scheme, after.hostname, after.port):
+        raise FatalError(f"refused a redirect to another host ({after.hostname})", status)
+    return target

@@ -30,19 +30,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
 from connectors.base import Batch, FatalError, Rendering, RetryableError, SendResult
-from connectors.http import check_destination, error_for_exception, error_for_status, new_session
+from connectors.http import (
+    check_destination,
+    error_for_status,
+    new_session,
+    post_within_origin,
+)
 from schemas import MalformedRecord, Shape, Version, loads
 from schemas.render import to_json
 
 __all__ = ["Keen", "KeenConfig"]
 
 DEFAULT_BASE_URL: Final = "https://api.keen.io"
-_MAX_REDIRECTS: Final = 5
 _CONFIG_ERRORS: Final = frozenset({"InvalidCollectionNameError"})
 
 
@@ -176,26 +180,16 @@ class Keen:
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        url = self.config.events_url
-        try:
-            for _ in range(_MAX_REDIRECTS + 1):
-                async with self._client().post(
-                    url, data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    if status in (307, 308) and "Location" in response.headers:
-                        url = _same_origin(url, urljoin(url, response.headers["Location"]), status)
-                        continue
-                    if 200 <= status < 300 or status == 413:
-                        return status, await response.read()
-                    if status in (401, 403):
-                        raise FatalError(f"invalid write key: KeenIO answered {status}", status)
-                    detail = (await response.content.read(300)).decode(errors="replace")
-                    detail = detail.strip().replace(self.config.write_key, "****")
-                    raise error_for_status(status, response.headers, detail)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise error_for_exception(exc) from None
-        raise FatalError(f"more than {_MAX_REDIRECTS} redirects", 308)
+        answer = await post_within_origin(self._client(), self.config.events_url, body, headers)
+        status = answer.status
+        if 200 <= status < 300 or status == 413:
+            return status, answer.body
+        if status in (401, 403):
+            raise FatalError(f"invalid write key: KeenIO answered {status}", status)
+        detail = answer.body.decode(errors="replace").strip()
+        raise error_for_status(
+            status, answer.headers, detail.replace(self.config.write_key, "****")
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -213,11 +207,3 @@ def _error(result: dict[str, Any]) -> tuple[str, str]:
         name if isinstance(name, str) and name else "UnknownError",
         description if isinstance(description, str) else "",
     )
-
-
-def _same_origin(source: str, target: str, status: int) -> str:
-    """Follow a redirect only within the same scheme, host and port: the write key stays home."""
-    before, after = urlsplit(source), urlsplit(target)
-    if (before.scheme, before.hostname, before.port) != (after.scheme, after.hostname, after.port):
-        raise FatalError(f"refused a redirect to another host ({after.hostname})", status)
-    return target
