@@ -150,7 +150,7 @@ class StreamWorker:
                         await self._save()
                     self._report_pending()
                     await appended.wait()
-                    if self.stopping:
+                    if self.stopping or self.replaying:  # dead letters queued meanwhile
                         return None
                     continue
                 now = time.monotonic()
@@ -238,8 +238,15 @@ class StreamWorker:
         self._fail_fast = False
         if rejected:
             await self._dead_letter(rejected)
-        if collected.letters is not None:
-            await self._log.drop_dead_letters(collected.letters)
+        if collected.letters is not None:  # sent again: gone, unless refused once more
+            refused = {row.offset for row, _ in rejected}
+            await self._log.drop_dead_letters(
+                [
+                    i
+                    for i, row in zip(collected.letters, collected.rows, strict=True)
+                    if row.offset not in refused
+                ]
+            )
         delivered = len(collected.batch.payloads) - len(rejected)
         state = self.state
         if collected.upto is not None:

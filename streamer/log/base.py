@@ -143,7 +143,8 @@ class Log(Protocol):
     async def add_dead_letters(
         self, stream_id: int, letters: Sequence[tuple[int, int, bytes, str]]
     ) -> None:
-        """Keep ``(offset, kind, canonical body, reason)`` records the destination refused."""
+        """Keep ``(offset, kind, canonical body, reason)`` records the destination refused;
+        a record kept already gets the new reason and waits for the next replay."""
         ...
 
     async def dead_letters(

@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     queued INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, queued, id);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (stream, offset);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 """
 _STREAM_COLUMNS = (
@@ -286,7 +287,8 @@ class SqliteLog:
         await self._write(
             lambda conn: conn.executemany(
                 "INSERT INTO dead_letters (stream, offset, kind, body, reason, at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, offset) DO UPDATE"
+                " SET reason = excluded.reason, at = excluded.at, queued = 0",
                 rows,
             )
         )

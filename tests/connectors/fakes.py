@@ -52,7 +52,8 @@ class ProtocolReceiver(Receiver):
     """A ``Receiver`` that answers like an API unless a reply was scripted."""
 
     def answer(self, request: web.Request, body: bytes) -> Reply:
-        """The API's own answer to ``request``; must not depend on earlier requests."""
+        """The API's own answer to ``request``; must not depend on earlier requests (except
+        where a fake says so, e.g. ``FakeKeen.failures_left``)."""
         raise NotImplementedError
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -213,6 +214,9 @@ class FakeKeen(ProtocolReceiver):
 
     ``failing`` maps an event ``id`` to the per-event error Keen reports for it while the
     entry is there (a transient failure, e.g. ``KeenError("InternalServerError", ...)``).
+    ``failures_left`` optionally limits that: an id in both is reported failed that many more
+    times, counting only requests the fake answers itself (not scripted replies), and then
+    leaves both maps, as a Keen that recovered on its own.
     ``max_request_bytes``, when set, answers 413 to larger requests.
     """
 
@@ -221,6 +225,7 @@ class FakeKeen(ProtocolReceiver):
         self.project_id = project_id
         self.write_key = write_key
         self.failing: dict[int, KeenError] = {}
+        self.failures_left: dict[int, int] = {}
         self.max_request_bytes: int | None = None
 
     @property
@@ -273,6 +278,11 @@ class FakeKeen(ProtocolReceiver):
             return KeenError("InvalidEventError", "Unknown keen.* property.").result()
         event_id = event.get("id")
         failure = self.failing.get(event_id) if isinstance(event_id, int) else None
+        if failure is not None and event_id in self.failures_left and not self._script:
+            # ``answer`` runs just before the reply is picked: an empty script means it is used.
+            self.failures_left[event_id] -= 1
+            if self.failures_left[event_id] <= 0:
+                del self.failures_left[event_id], self.failing[event_id]
         return failure.result() if failure else {"success": True}
 
     def accepted(self) -> list[Received]:

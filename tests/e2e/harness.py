@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import Kind, Record, Version, dumps
 from streamer.simulate import Fleet
@@ -426,6 +427,28 @@ class Daemon:
         assert location.startswith("/api/v2/data_stream/"), location
         return int(location.rsplit("/", 1)[1])
 
+    async def create_destination_stream(
+        self,
+        connection_type: str,
+        credentials: Mapping[str, Any],
+        *,
+        version: Version = Version.NEW,
+        type_id: int = 3,
+        **more: Any,
+    ) -> int:
+        """A stream of organisation 1 to any destination (``create_stream`` is the webhook's)."""
+        body = {
+            "name": f"e2e {version} → {connection_type}",
+            "data_stream_type": {"id": type_id},
+            "destination": {"connection_type": connection_type, "credentials": dict(credentials)},
+            "format_version": str(version),
+            "organisation": {"id": 1},
+            **more,
+        }
+        response = await self.request("POST", "/api/v2/data_stream", json=body)
+        assert response.status == 201, (response.status, response.text)
+        return int(response.headers["Location"].rsplit("/", 1)[1])
+
     async def stream(self, stream_id: int) -> dict[str, Any]:
         response = await self.request("GET", f"/api/v2/data_stream/{stream_id}")
         assert response.status == 200, (response.status, response.text)
@@ -475,6 +498,43 @@ class Daemon:
     async def status(self, stream_id: int) -> int:
         status: int = (await self.stream(stream_id))["status"]["id"]
         return status
+
+    async def reaches_status(self, stream_id: int, status: int) -> dict[str, Any]:
+        """Wait until the stream has status ``status``; return it."""
+
+        async def reached() -> dict[str, Any] | None:
+            stream = await self.stream(stream_id)
+            return stream if stream["status"]["id"] == status else None
+
+        stream: dict[str, Any] = await eventually(
+            reached, what=f"stream {stream_id} status {status}", interval_secs=API_POLL_SECS
+        )
+        return stream
+
+    async def patch_status(self, stream_id: int, status: int) -> None:
+        """Pause (2) or resume (1) the stream; wait until it shows the new status."""
+        response = await self.request(
+            "PATCH", f"/api/v2/data_stream/{stream_id}", json={"status": {"id": status}}
+        )
+        assert response.status == 202, (response.status, response.text)
+        await self.reaches_status(stream_id, status)
+
+    async def dead_letters(self, stream_id: int) -> list[dict[str, Any]]:
+        """``GET /api/v2/data_stream/{id}/dead_letter``: the stream's dead letters, oldest first."""
+        response = await self.request("GET", f"/api/v2/data_stream/{stream_id}/dead_letter")
+        assert response.status == 200, (response.status, response.text)
+        letters: list[dict[str, Any]] = response.json()
+        return letters
+
+    async def metric(self, name: str, **labels: str) -> float | None:
+        """The value of the sample ``name`` with exactly ``labels`` on ``/metrics``, if any."""
+        response = await self.request("GET", "/metrics", token=None)
+        assert response.status == 200, (response.status, response.text)
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return None
 
 
 StartDaemon = Callable[..., Awaitable[Daemon]]
