@@ -17,14 +17,18 @@ The proxy forwards every request unchanged — body and ``Host`` header too, so 
 verify — records it, and can, per request, answer by itself (``answer``), fail chosen
 ``PutRecords`` entries the way Kinesis does (``fail_entries``: those entries are *not*
 forwarded, so they are not written, and the response marks them failed in their positions with
-``FailedRecordCount`` counting them), or rewrite a response body (``rewrite``).
+``FailedRecordCount`` counting them), or rewrite a response body (``rewrite``). ``hold``, when
+set, is awaited first with each request: a test keeps a request in flight for as long as it
+likes (to kill the client meanwhile), and then has it forwarded (``True``) or answered 503
+without reaching moto (``False``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -46,8 +50,10 @@ __all__ = [
     "Moto",
     "Seen",
     "kinesis_error",
+    "read_bucket",
     "read_stream",
     "s3_error",
+    "sts_error",
     "trust_policy",
 ]
 
@@ -155,6 +161,24 @@ class Account:
             )
         return cls(moto.url, organisation, admin, service, role["Role"]["Arn"], service_arn)
 
+    def environment(self, **endpoints: str) -> dict[str, str]:
+        """The ``AWS_*`` settings of a service process (``streamer run`` as a subprocess, a
+        benchmark's daemon) acting as the ``streamer`` user against this moto: its keys,
+        ``AWS_ENDPOINT_URL`` moto, no shared config or credentials file, no instance metadata.
+        ``endpoints`` adds ``AWS_ENDPOINT_URL_<SERVICE>`` entries (``KINESIS=proxy.url``)."""
+        settings = {
+            "AWS_ACCESS_KEY_ID": self.service.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.service.secret_access_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        for service, url in endpoints.items():
+            settings[f"AWS_ENDPOINT_URL_{service.upper()}"] = url
+        return settings
+
     def client(self, service: str) -> Any:
         """An aiobotocore client of ``service`` acting as ``admin``, straight to moto."""
         return new_session().create_client(
@@ -221,6 +245,21 @@ async def read_stream(kinesis: Any, stream_name: str) -> dict[str, list[tuple[st
     return found
 
 
+async def read_bucket(s3: Any, bucket: str) -> dict[str, bytes]:
+    """Every object of ``bucket`` and its bytes as stored, every page of the listing."""
+    found: dict[str, bytes] = {}
+    token: dict[str, str] = {}
+    while True:
+        listed = await s3.list_objects_v2(Bucket=bucket, **token)
+        for item in listed.get("Contents", []):
+            response = await s3.get_object(Bucket=bucket, Key=item["Key"])
+            async with response["Body"] as body:
+                found[item["Key"]] = await body.read()
+        if not listed.get("IsTruncated"):
+            return found
+        token = {"ContinuationToken": listed["NextContinuationToken"]}
+
+
 @dataclass(frozen=True, slots=True)
 class Seen:
     """One request as the proxy received it."""
@@ -246,6 +285,7 @@ class Seen:
 
 
 Answer = Callable[[Seen], web.Response | None]
+Hold = Callable[[Seen], Awaitable[bool]]
 FailEntries = Callable[[list[dict[str, Any]]], Mapping[int, str]]
 Rewrite = Callable[[Seen, bytes], bytes]
 
@@ -260,6 +300,7 @@ class AwsProxy:
         self.answer: Answer | None = None
         self.fail_entries: FailEntries | None = None
         self.rewrite: Rewrite | None = None
+        self.hold: Hold | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port = 0
@@ -300,6 +341,8 @@ class AwsProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         seen = Seen(request.method, request.path_qs, request.headers, await request.read())
         self.requests.append(seen)
+        if self.hold is not None and not await self.hold(seen):
+            return web.Response(status=503, text="held and dropped by the test")
         if self.answer is not None and (answered := self.answer(seen)) is not None:
             return answered
         if self.fail_entries is not None and seen.action == "PutRecords":
@@ -370,3 +413,13 @@ def s3_error(status: int, code: str, message: str = "") -> web.Response:
     """An error answer in S3's REST-XML protocol."""
     body = f"<Error><Code>{code}</Code><Message>{message or code}</Message></Error>"
     return web.Response(status=status, body=body.encode(), content_type="application/xml")
+
+
+def sts_error(status: int, code: str, message: str = "") -> web.Response:
+    """An error answer in STS's query protocol (AWS's own shape, ``Type`` ``Sender``)."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+        f"<Type>Sender</Type><Code>{code}</Code><Message>{message or code}</Message>"
+        "</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    )
+    return web.Response(status=status, body=body.encode(), content_type="text/xml")

@@ -4,16 +4,20 @@
 (see ``harness.Daemon``) overridden by ``env``; at the end of the test every daemon still
 running is stopped with SIGTERM and must exit with code 0. ``daemon`` is one with the defaults.
 ``new_receiver()`` starts a receiver; all are closed at the end, before the daemons stop.
+``aws`` is a fresh moto account (organisation 1, the e2e records' own) with a proxy in front of
+moto; it changes nothing in this process's environment: a daemon reaches it only through
+``start_daemon(**aws.account.environment(...))``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.aws import Account, Aws, AwsProxy, Moto
 from tests.e2e.harness import Daemon, NewReceiver, Receiver, StartDaemon
 
 
@@ -67,3 +71,22 @@ async def new_receiver(start_daemon: StartDaemon) -> AsyncIterator[NewReceiver]:
 
     for receiver in receivers:
         await receiver.stop()
+
+
+# --- AWS: moto in server mode on loopback, for daemons started as subprocesses --------------
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Moto]:
+    """moto's server on ``127.0.0.1`` and a free port, shared by the session."""
+    server = Moto.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def aws(moto: Moto) -> AsyncIterator[Aws]:
+    """A fresh moto account whose role trusts ``org-1``, and a proxy in front of moto."""
+    account = await Account.create(moto, organisation=1)
+    async with AwsProxy(moto.url) as proxy:
+        yield Aws(moto, account, proxy)
