@@ -6,9 +6,11 @@ is the service's own); every representation that leaves the service goes through
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -74,20 +76,31 @@ class RestApiCredentials(_Body):
         return secret
 
 
-_ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+")
+
+
+def _role_arn(value: str) -> str:
+    if not _ROLE_ARN.fullmatch(value):
+        raise ValueError(
+            "is not an IAM role ARN: expected arn:aws:iam::<12-digit account id>:role/<name>"
+        )
+    return value
+
+
+RoleArn = Annotated[str, AfterValidator(_role_arn)]
 _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 
 
 class AwsKinesisCredentials(_Body):
     region: str = Field(pattern=_REGION, examples=["eu-west-1"])
     stream_name: str = Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_.-]+$")
-    role_arn: str = Field(pattern=_ROLE_ARN)
+    role_arn: RoleArn
 
 
 class S3Credentials(_Body):
     region: str = Field(pattern=_REGION, examples=["eu-west-1"])
     bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
-    role_arn: str = Field(pattern=_ROLE_ARN)
+    role_arn: RoleArn
     flush_size: int = Field(10000, ge=10, le=100000, description="records per file")
     rotate_interval: int = Field(
         10000, ge=10000, le=900000, description="ms before a file is written"
