@@ -34,7 +34,7 @@ from schemas import Kind, Version, dumps
 from streamer.simulate import Fleet
 
 BATCH = 500
-CONCURRENCY = 8
+CONCURRENCY = 8  # requests in flight from the load generator
 
 
 def free_port() -> int:
@@ -244,7 +244,8 @@ async def bench(args: argparse.Namespace) -> str:
         "## End to end: ingest → log → Webhook (`bench/e2e.py`)",
         "",
         f"Command: `python3 -m bench.e2e --records {args.records} --backlog {args.backlog}"
-        " --write` — ~750-byte event records, 500 per NDJSON POST, 4 in flight; daemon,"
+        " --write` — ~750-byte event records, 500 per NDJSON POST, "
+        f"{CONCURRENCY} in flight; daemon,"
         " receiver and load generator are separate processes on the same 2-core machine.",
         "",
         "| case | records/s | vs baseline | target |",
