@@ -30,6 +30,7 @@ from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
+from streamer.records import BodyReaders, default_workers
 
 __all__ = ["create_app", "open_log"]
 
@@ -63,7 +64,8 @@ async def create_app(settings: Settings) -> web.Application:
         metrics=metrics,
         linger_secs=settings.linger_ms / 1000,
     )
-    app[SERVICES] = Services(settings, log, fanout, tokens, metrics)
+    workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
+    app[SERVICES] = Services(settings, log, fanout, tokens, metrics, BodyReaders(workers))
     app.add_routes(
         [
             *health.routes,
@@ -87,6 +89,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     trimmer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await trimmer
+    services.readers.close()
     await services.fanout.stop(services.settings.shutdown_timeout_secs)
     await services.log.aclose()
 

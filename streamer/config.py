@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     sync: Literal["full", "normal"] = "full"
     """``full``: a 202 survives power loss (fsync per commit group); ``normal``: a crash."""
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    ingest_workers: int | None = Field(None, ge=0, le=64)
+    """Processes that parse ingest bodies; 0 parses in the service process; unset: one per
+    core beyond the first (at most four)."""
     rate_limit_requests: int = Field(2000, gt=0)
     rate_limit_window_secs: float = Field(300.0, gt=0)
     linger_ms: int = Field(20, ge=0)

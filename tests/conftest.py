@@ -1,5 +1,7 @@
 """Settings for the whole test session.
 
+Ingest: see ``pytest_configure``.
+
 AWS: no test may reach AWS itself or the instance metadata service, whatever the developer's
 environment holds. Every ``AWS_*`` variable is replaced: dummy credentials, a closed loopback
 endpoint, metadata lookups off. Tests that talk to moto set their own on top (the ``aws``
@@ -27,3 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
     os.environ.update(_AWS_DEFAULTS)
+    # Services built in the test process parse ingest bodies in it (no worker processes to
+    # spawn per test); the daemons of tests/e2e ask for a worker process explicitly.
+    os.environ["STREAMER_INGEST_WORKERS"] = "0"

@@ -7,23 +7,19 @@ holds their canonical bytes.
 
 from __future__ import annotations
 
-import asyncio
 import zlib
-from typing import Any
 
 from aiohttp import web
 
-from schemas import Kind, RecordError, Version, dumps, parse_json
+from schemas import Kind, Version
 from streamer.api.auth import require
 from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
-from streamer.log.base import Entry, LogFullError
+from streamer.log.base import LogFullError
 
 __all__ = ["routes"]
 
 _CONTENT_TYPES = {"application/json", "application/x-ndjson", "application/ndjson"}
-_MAX_LISTED_ERRORS = 1000
-_YIELD_EVERY = 2000
 
 
 async def ingest_events(request: web.Request) -> web.Response:
@@ -46,47 +42,21 @@ async def _ingest(request: web.Request, kind: Kind) -> web.Response:
     version = _version(request.query.get("format", "auto"))
     body = await _body(request, services.settings.max_body_bytes)
 
-    entries: list[Entry] = []
-    errors: list[dict[str, Any]] = []
-    foreign: list[int] = []
-    kind_id = 0 if kind is Kind.EVENT else 1
-    for index, item in enumerate(parse_json(body.splitlines(), kind, version)):
-        if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-            await asyncio.sleep(0)  # a 16 MiB body must not hold up deliveries
-        if isinstance(item, RecordError):
-            if len(errors) < _MAX_LISTED_ERRORS:
-                errors.append({"index": item.index, "field": item.field, "message": item.message})
-            continue
-        organisation = item["organisation"]["id"]
-        if not principal.sees(organisation):
-            foreign.append(index)
-        if kind is Kind.EVENT:
-            alert = item.get("alert")
-            event_type = item["event_type"]["id"]
-            entries.append(
-                Entry(
-                    kind_id,
-                    organisation,
-                    event_type,
-                    None if alert is None else int(alert),
-                    dumps(item, kind, Version.NEW),
-                )
-            )
-        else:
-            entries.append(Entry(kind_id, organisation, None, None, dumps(item, kind, Version.NEW)))
-    if errors:
+    read = await services.readers.read(body, kind, version, principal.organisation)
+    if read.errors:
         raise ApiError(
             400,
-            f"{len(errors)} record(s) cannot be read; nothing was stored",
+            f"{read.error_count} record(s) cannot be read; nothing was stored",
             "invalid_records",
-            errors,
+            read.errors,
         )
-    if foreign:
+    if read.foreign:
         raise ApiError(
             403,
-            f"records {foreign[:20]} belong to another organisation than the token's;"
+            f"records {read.foreign[:20]} belong to another organisation than the token's;"
             " nothing was stored",
         )
+    entries = read.entries
     try:
         await services.log.append(entries)
     except LogFullError as exc:

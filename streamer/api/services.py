@@ -11,6 +11,7 @@ from streamer.config import Settings
 from streamer.fanout.engine import Fanout
 from streamer.log.base import Log
 from streamer.metrics import Metrics
+from streamer.records import BodyReaders
 
 __all__ = ["SERVICES", "Services"]
 
@@ -22,6 +23,7 @@ class Services:
     fanout: Fanout
     tokens: Tokens
     metrics: Metrics
+    readers: BodyReaders
     draining: bool = False
 
 

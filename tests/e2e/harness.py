@@ -272,6 +272,7 @@ class Daemon:
             "STREAMER_RETRY_MAX_SECS": "3",
             "STREAMER_RETRY_BASE_SECS": "0.05",
             "STREAMER_SYNC": "normal",
+            "STREAMER_INGEST_WORKERS": "1",  # ingest parses in a worker process, as in service
             **env,
         }
         self.output: list[str] = []
