@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,14 @@ class BodyReaders:
                 initargs=(os.getpid(),),
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, read_body, body, kind, version, organisation)
+        try:
+            return await loop.run_in_executor(
+                self._pool, read_body, body, kind, version, organisation
+            )
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return read_body(body, kind, version, organisation)
 
     def close(self) -> None:
         if self._pool is not None:
