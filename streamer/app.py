@@ -4,7 +4,8 @@ are the concrete log backend and connectors known.
 Shutdown, in order: (1) readiness turns 503 and ingest answers 503; (2) the listener closes
 and in-flight requests finish; (3) streams finish their in-flight sends within
 ``shutdown_timeout_secs``, the rest are cancelled (their records stay unacknowledged and are
-sent again after the restart); (4) connectors close; (5) the log closes.
+sent again after the restart); (4) connectors close; (5) the log closes. Ingest worker
+processes stop between (2) and (3).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     trimmer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await trimmer
-    services.readers.close()
+    await asyncio.to_thread(services.readers.close)  # lets the last parses finish
     await services.fanout.stop(services.settings.shutdown_timeout_secs)
     await services.log.aclose()
 
