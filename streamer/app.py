@@ -28,7 +28,7 @@ from streamer.config import Settings
 from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import Log
+from streamer.log.base import Log, LogError
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders, default_workers
@@ -39,10 +39,11 @@ _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
 
 
-async def open_log(settings: Settings) -> Log:
+async def open_log(settings: Settings, *, service: bool = False) -> Log:
+    """The configured log; ``service``: for the process that appends (one per data dir)."""
     if settings.log_backend != "sqlite":
-        raise ValueError(f"log backend {settings.log_backend!r} is not available in this build")
-    return await SqliteLog.open(settings.data_dir, settings.sync)
+        raise LogError(f"log backend {settings.log_backend!r} is not available in this build")
+    return await SqliteLog.open(settings.data_dir, settings.sync, exclusive=service)
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -52,7 +53,7 @@ async def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, rate_limit_middleware(limiter), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    log = await open_log(settings)
+    log = await open_log(settings, service=True)
     metrics = Metrics()
     tokens = Tokens(log)
     if settings.bootstrap_token is not None:

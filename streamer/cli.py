@@ -20,7 +20,7 @@ from streamer.auth import ROLES, Tokens
 from streamer.client import IngestError
 from streamer.config import Settings, load_settings
 from streamer.convert import ConvertError, convert
-from streamer.daemon import serve
+from streamer.daemon import ListenError, serve
 from streamer.demo import demo
 from streamer.log.base import LogError, TokenRow
 from streamer.logs import configure_logging
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConvertError, ConfigError, LogError, IngestError) as exc:
+    except (ConvertError, ConfigError, LogError, IngestError, ListenError) as exc:
         print(f"streamer {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

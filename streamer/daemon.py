@@ -12,7 +12,12 @@ from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
 
-__all__ = ["serve"]
+__all__ = ["ListenError", "serve"]
+
+
+class ListenError(Exception):
+    """The listener cannot be opened (the port is taken, the address is not this host's)."""
+
 
 _log = structlog.get_logger("streamer")
 
@@ -28,7 +33,11 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
     host, port = runner.addresses[0][:2]
     _log.info(
         "listening",

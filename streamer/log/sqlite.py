@@ -16,6 +16,7 @@ of 500 records costs one row, not 500. Offsets stay per record: a segment holds 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import queue
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import orjson
 
@@ -101,6 +102,7 @@ class SqliteLog:
 
     def __init__(self, path: Path, sync: str) -> None:
         self._path = path
+        self._lock: IO[str] | None = None
         self._sync = sync
         self._jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
@@ -111,9 +113,17 @@ class SqliteLog:
         self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
 
     @classmethod
-    async def open(cls, data_dir: Path, sync: str = "full") -> SqliteLog:
+    async def open(
+        cls, data_dir: Path, sync: str = "full", *, exclusive: bool = False
+    ) -> SqliteLog:
+        """Open (or create) the log in ``data_dir``. ``exclusive``: this process is the one
+        that appends records (the service); a second such process on the same directory is
+        refused with ``LogError`` (offsets are assigned in memory). Commands that only touch
+        tokens or streams may open it beside the running service."""
         data_dir.mkdir(parents=True, exist_ok=True)
         log = cls(data_dir / "streamer.db", sync)
+        if exclusive:
+            log._lock = _lock(data_dir / "streamer.lock")
         log._writer.start()
         try:
             log._last_offset = await log._write(_stored_last_offset)
@@ -376,6 +386,8 @@ class SqliteLog:
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -466,6 +478,21 @@ def _stored_last_offset(conn: sqlite3.Connection) -> int:
 
 
 _new_tuple = tuple.__new__
+
+
+def _lock(path: Path) -> IO[str]:
+    """Hold an exclusive lock on ``path`` for as long as the returned file stays open (the
+    operating system drops it when the process ends, however it ends)."""
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LogError(
+            f"{path.parent} is in use by another streamer service; "
+            "each service needs a data directory of its own"
+        ) from None
+    return handle
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
