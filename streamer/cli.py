@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from pydantic import SecretStr, ValidationError
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="streamer", description="Data Streamer for IoT connectivity platforms."
     )
     parser.add_argument("--config", metavar="FILE", help="TOML settings (or STREAMER_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"streamer {version('streamer')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
