@@ -26,6 +26,25 @@ __all__ = ["connector_factory"]
 Builder = Callable[[dict[str, Any], dict[str, Any], Settings], Connector]
 
 
+def _http(settings: Settings) -> dict[str, Any]:
+    """What every HTTP destination takes from the service's settings."""
+    return {
+        "allow_private": settings.allow_private_destinations,
+        "timeout_secs": settings.request_timeout_secs,
+    }
+
+
+def _aws(spec: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
+    """Who an AWS destination acts as: the role, assumed for the stream's organisation."""
+    return {
+        "region": credentials["region"],
+        "role_arn": credentials["role_arn"],
+        "organisation": spec["organisation"]["id"],
+        "stream_id": spec.get("id", "new"),
+        "version": Version(spec["format_version"]),
+    }
+
+
 def _webhook(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
     headers = tuple(
         (name.strip(), value.strip())
@@ -38,8 +57,7 @@ def _webhook(spec: dict[str, Any], credentials: dict[str, Any], settings: Settin
         headers=headers,
         size=credentials.get("size", 3000),
         signing_secret=credentials.get("signing_secret"),
-        allow_private=settings.allow_private_destinations,
-        timeout_secs=settings.request_timeout_secs,
+        **_http(settings),
     ).build()
 
 
@@ -48,8 +66,7 @@ def _datadog(spec: dict[str, Any], credentials: dict[str, Any], settings: Settin
         api_key=credentials["api_key"],
         region=credentials.get("region", "US"),
         base_url=settings.datadog_url,
-        allow_private=settings.allow_private_destinations,
-        timeout_secs=settings.request_timeout_secs,
+        **_http(settings),
     ).build()
 
 
@@ -61,30 +78,21 @@ def _keen(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings)
         version=Version(spec["format_version"]),
         size=credentials.get("size", 3000),
         base_url=settings.keenio_url or KEEN_URL,
-        allow_private=settings.allow_private_destinations,
-        timeout_secs=settings.request_timeout_secs,
+        **_http(settings),
     ).build()
 
 
 def _kinesis(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
     return KinesisConfig(
-        region=credentials["region"],
         stream_name=credentials["stream_name"],
-        role_arn=credentials["role_arn"],
-        organisation=spec["organisation"]["id"],
-        stream_id=spec.get("id", "new"),
-        version=Version(spec["format_version"]),
+        **_aws(spec, credentials),
     ).build()
 
 
 def _s3(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
     return S3Config(
-        region=credentials["region"],
         bucket_name=credentials["bucket_name"],
-        role_arn=credentials["role_arn"],
-        organisation=spec["organisation"]["id"],
-        stream_id=spec.get("id", "new"),
-        version=Version(spec["format_version"]),
+        **_aws(spec, credentials),
         flush_size=credentials.get("flush_size", 10000),
         rotate_interval_ms=credentials.get("rotate_interval", 10000),
         key_prefix=credentials.get("key_prefix", ""),
