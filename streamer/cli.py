@@ -13,19 +13,20 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from schemas import Kind, Shape, Version
 from streamer.app import open_log
 from streamer.auth import ROLES, Tokens
-from streamer.client import IngestError
-from streamer.config import Settings, load_settings
+from streamer.client import ServiceError
+from streamer.config import ConfigError, Settings, check_data_dir, load_settings
 from streamer.convert import ConvertError, convert
 from streamer.daemon import ListenError, serve
 from streamer.demo import demo
 from streamer.log.base import LogError, TokenRow
 from streamer.logs import configure_logging
 from streamer.replay import replay, simulate
+from streamer.status import show_streams, top
 
 __all__ = ["main"]
 
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConvertError, ConfigError, LogError, IngestError, ListenError) as exc:
+    except (ConvertError, ConfigError, LogError, ServiceError, ListenError) as exc:
         print(f"streamer {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -88,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     simulate_command.add_argument("--seed", type=int, default=0, help="same seed, same records")
     simulate_command.set_defaults(handler=_simulate)
 
+    streams_command = commands.add_parser(
+        "streams", help="list the data streams of a running service with their status"
+    )
+    _client_options(streams_command, "an observer, user or admin token")
+    streams_command.set_defaults(handler=_streams)
+
+    top_command = commands.add_parser(
+        "top", help="a live view of a running service's streams: rates, pending, errors"
+    )
+    _client_options(top_command, "an observer, user or admin token")
+    top_command.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes"
+    )
+    top_command.set_defaults(handler=_top)
+
     check = commands.add_parser("check-config", help="validate the settings and print them")
     check.set_defaults(handler=_check_config)
 
@@ -130,31 +146,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class ConfigError(Exception):
-    """The settings cannot be used; the message lists every problem."""
-
-
 def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load_settings(args.config)
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+    return load_settings(args.config)
+
+
+def _data_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a command that opens an existing data directory; says which one."""
+    settings = _settings(args)
+    check_data_dir(settings.data_dir, create=False)
+    print(f"data directory: {settings.data_dir.resolve()}", file=sys.stderr)
+    return settings
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_data_dir(settings.data_dir, create=True)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0
 
 
-def _client_options(command: argparse.ArgumentParser) -> None:
+def _client_options(
+    command: argparse.ArgumentParser, token: str = "an ingest or admin token"
+) -> None:
     command.add_argument(
         "--url",
         default=os.environ.get("STREAMER_URL", "http://127.0.0.1:8080"),
@@ -163,7 +177,7 @@ def _client_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--token",
         default=os.environ.get("STREAMER_TOKEN"),
-        help="an ingest or admin token (better: STREAMER_TOKEN, kept out of the process list)",
+        help=f"{token} (better: STREAMER_TOKEN, kept out of the process list)",
     )
 
 
@@ -194,6 +208,16 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _streams(args: argparse.Namespace) -> int:
+    asyncio.run(show_streams(args.url, _token(args)))
+    return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    asyncio.run(top(args.url, _token(args), args.interval))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     asyncio.run(demo(args.rate))
     return 0
@@ -201,6 +225,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    existing = settings.data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    check_data_dir(existing, create=False)  # what ``run`` will use, or where it will make it
     for name, value in settings.model_dump().items():
         shown = "****" if isinstance(value, SecretStr) else value
         print(f"{name} = {shown}")
@@ -209,7 +237,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _token_create(args: argparse.Namespace) -> int:
     async def create() -> tuple[int, str]:
-        log = await open_log(_settings(args))
+        log = await open_log(_data_settings(args))
         try:
             return await Tokens(log).create(args.role, args.organisation, args.name)
         finally:
@@ -224,7 +252,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _token_list(args: argparse.Namespace) -> int:
     async def rows() -> list[TokenRow]:
-        log = await open_log(_settings(args))
+        log = await open_log(_data_settings(args))
         try:
             return await log.tokens()
         finally:
@@ -238,7 +266,7 @@ def _token_list(args: argparse.Namespace) -> int:
 
 def _token_revoke(args: argparse.Namespace) -> int:
     async def revoke() -> bool:
-        log = await open_log(_settings(args))
+        log = await open_log(_data_settings(args))
         try:
             return await Tokens(log).revoke(args.id)
         finally:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
-__all__ = ["IngestClient", "IngestError", "Progress"]
+__all__ = ["IngestClient", "Progress", "ServiceError"]
 
 
-class IngestError(Exception):
-    """The service refused a batch; the message is the service's answer."""
+class ServiceError(Exception):
+    """The service refused a request or could not be reached; the message says which."""
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Progress:
     label: str
     total: int | None = None
     done: int = 0
+    more: Callable[[], str] | None = None
+    """Appended to the line on each refresh (``streamer demo``: what the webhook received)."""
     _started: float = field(default_factory=time.monotonic)
     _shown: float = 0.0
 
@@ -48,7 +50,10 @@ class Progress:
         of = f"/{self.total:,}" if self.total is not None else ""
         percent = f" {100 * self.done / self.total:5.1f}%" if self.total else ""
         line = f"{self.label}: {self.done:,}{of} records{percent}, {self.done / elapsed:,.0f}/s"
-        print(f"{start}{line}", end="", file=sys.stderr, flush=True)
+        if self.more is not None:
+            line += self.more()
+        erase = "\x1b[K" if sys.stderr.isatty() else ""  # what a longer line left behind
+        print(f"{start}{line}{erase}", end="", file=sys.stderr, flush=True)
 
 
 class IngestClient:
@@ -65,7 +70,7 @@ class IngestClient:
     ) -> int:
         """Post every ``(kind, lines)`` batch (kind ``events`` or ``usage``); return the count.
 
-        Raises ``IngestError`` for the first batch the service refused, and whatever reading
+        Raises ``ServiceError`` for the first batch the service refused, and whatever reading
         ``batches`` raised, as it is."""
         slots = asyncio.Semaphore(self._in_flight)
         timeout = aiohttp.ClientTimeout(total=120)
@@ -101,8 +106,8 @@ class IngestClient:
                         return
                     text = await response.text()
                     if response.status != 503:
-                        raise IngestError(f"{url}: {response.status}: {text}")
+                        raise ServiceError(f"{url}: {response.status}: {text}")
                     wait = float(response.headers.get("Retry-After", "1"))
             except aiohttp.ClientError as exc:
-                raise IngestError(f"{url}: {exc}") from None
+                raise ServiceError(f"{url}: {exc}") from None
             await asyncio.sleep(wait)

@@ -8,10 +8,12 @@ units are in the names.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "check_data_dir", "load_settings"]
+
+
+class ConfigError(Exception):
+    """The settings cannot be used; the message names the setting and how to fix it."""
 
 
 class Settings(BaseSettings):
@@ -57,14 +63,18 @@ class Settings(BaseSettings):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(
+                "must be HOST:PORT or :PORT (every interface), e.g. 127.0.0.1:8080; "
+                "port 0 picks a free one"
+            )
         return value
 
     @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
+    def host(self) -> str | None:
+        """The address to bind, or ``None`` for every interface (``:PORT``)."""
+        return self.listen.rpartition(":")[0].strip("[]") or None
 
     @property
     def port(self) -> int:
@@ -89,12 +99,49 @@ class Settings(BaseSettings):
 def load_settings(config_file: str | None = None) -> Settings:
     """Read the settings; ``config_file`` stands in for ``STREAMER_CONFIG``.
 
-    Raises ``ValueError`` with every problem listed (pydantic's ``ValidationError``), or
-    ``FileNotFoundError`` for a named config file that does not exist.
+    Raises ``ConfigError`` naming the file or every setting at fault.
     """
     if config_file is not None:
         os.environ["STREAMER_CONFIG"] = config_file
     path = os.environ.get("STREAMER_CONFIG")
     if path and not Path(path).is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    return Settings()
+        raise ConfigError(f"config file {path} (--config or STREAMER_CONFIG) does not exist")
+    try:
+        return Settings()
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors(include_url=False))
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    name = ".".join(str(part) for part in error["loc"])
+    setting = f"STREAMER_{name.upper()}" if name else "settings"
+    return f"{setting}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def check_data_dir(path: Path, *, create: bool) -> None:
+    """Make sure ``path`` is a data directory this process can write to.
+
+    ``create``: make it (and its parents) when it does not exist, as ``streamer run`` does;
+    otherwise a missing directory is an error, so that a command run in the wrong folder does
+    not quietly start an empty one. Raises ``ConfigError`` naming the setting and the fix.
+    """
+    where = f"data directory {path} (STREAMER_DATA_DIR)"
+    if not path.exists():
+        if not create:
+            raise ConfigError(
+                f"{where} does not exist: run the command where the service runs, "
+                "or set STREAMER_DATA_DIR to the service's data directory"
+            )
+        try:
+            path.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"{where} cannot be created: {exc.strerror}") from None
+    if not path.is_dir():
+        raise ConfigError(f"{where} is not a directory: point STREAMER_DATA_DIR at a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where} is not writable by this user: fix its permissions")

@@ -12,7 +12,7 @@ from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
 
-__all__ = ["ListenError", "serve"]
+__all__ = ["ListenError", "serve", "stop_on_signals"]
 
 
 class ListenError(Exception):
@@ -22,7 +22,19 @@ class ListenError(Exception):
 _log = structlog.get_logger("streamer")
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT (Ctrl-C) sets, instead of interrupting whatever runs.
+
+    Taken first thing, so a signal during start-up ends in the same orderly shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 async def serve(settings: Settings) -> None:
+    stop = stop_on_signals()
     app = await create_app(settings)
     runner = web.AppRunner(
         app,
@@ -45,10 +57,6 @@ async def serve(settings: Settings) -> None:
         data_dir=str(settings.data_dir),
         backend=settings.log_backend,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     _log.info("shutting down")
     app[SERVICES].draining = True

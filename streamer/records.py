@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -83,7 +84,7 @@ class BodyReaders:
             self._pool = ProcessPoolExecutor(
                 self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_worker_start,
                 initargs=(os.getpid(),),
             )
         loop = asyncio.get_running_loop()
@@ -102,9 +103,11 @@ class BodyReaders:
             self._pool = None
 
 
-def _exit_with_parent(parent: int) -> None:
-    """In a worker: end this process when the service is gone, even killed with SIGKILL
-    (which gives the pool no chance to stop its workers)."""
+def _worker_start(parent: int) -> None:
+    """In a worker: leave Ctrl-C to the service (which stops its workers itself), and end this
+    process when the service is gone, even killed with SIGKILL (which gives the pool no chance
+    to stop its workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -37,6 +37,7 @@ async def simulate(
     organisations: int = 1,
     seed: int = 0,
     batch: int = 500,
+    progress: Progress | None = None,
 ) -> int:
     """Send ``count`` records (or until interrupted) at about ``rate`` records per second."""
     fleet = Fleet(seed=seed, organisations=organisations)
@@ -54,7 +55,7 @@ async def simulate(
 
     size = max(1, min(batch, int(rate / 10) or 1))  # about ten requests a second
     return await IngestClient(url, token).post_all(
-        _batches(paced(), size), Progress("sent", total=count)
+        _batches(paced(), size), progress or Progress("sent", total=count)
     )
 
 

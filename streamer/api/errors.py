@@ -66,6 +66,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return problem(ApiError(exc.status, exc.reason))
+    except ConnectionResetError:  # the client went away mid-request: nobody reads an answer
+        _log.debug("client went away", method=request.method, path=request.path)
+        return problem(ApiError(400, "the connection closed before the request was read"))
     except Exception:
         _log.exception("request failed", method=request.method, path=request.path)
         return problem(ApiError(500, "internal error; see the service log", "internal_error"))

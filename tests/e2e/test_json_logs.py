@@ -1,0 +1,65 @@
+"""In JSON mode every line the daemon writes is one JSON object, whatever happens: a request
+with a NUL byte in a header (aiohttp's parser logs it), a client that drops its connection
+mid-upload, and an AWS destination that cannot be reached (botocore and the retry loop log it).
+A client going away is not an error of the service's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from schemas import Kind, Version
+from tests.e2e.harness import Daemon, fleet_records, ndjson
+
+ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/streamer"
+
+
+async def _raw(daemon: Daemon, data: bytes, *, read: bool) -> bytes:
+    host, port = daemon.base_url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=10) if read else b""
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+async def test_every_line_is_json_through_hostile_requests_and_failures(daemon: Daemon) -> None:
+    answer = await _raw(
+        daemon, b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n", read=True
+    )
+    assert b" 400 " in answer.split(b"\r\n")[0]
+
+    await _raw(
+        daemon,
+        b"POST /api/v1/ingest/events HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {daemon.token}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n[{",
+        read=False,
+    )
+
+    stream_id = await daemon.create_destination_stream(
+        "AwsKinesis",
+        {"region": "eu-west-1", "stream_name": "nowhere", "role_arn": ACCOUNT_ROLE},
+    )
+    records = fleet_records(7, 20, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 20, ndjson=True)
+    failed = await daemon.reaches_status(stream_id, 3)
+    assert failed["error"]["message"]
+
+    code, _ = await daemon.stop()
+    assert code == 0
+    lines = [line for line in daemon.output if line.strip()]
+    assert len(lines) >= 5
+    events = []
+    for line in lines:
+        try:
+            events.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            raise AssertionError(f"not one JSON object: {line!r}") from None
+    assert all(isinstance(event, dict) for event in events)
+    errors = [e for e in events if e.get("level") == "error" and "ingest" in str(e)]
+    assert errors == [], [e.get("exception", "")[-600:] for e in errors]
+    assert any(e.get("logger") == "aiohttp.server" for e in events), "aiohttp's own lines"
