@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator("log_backend")
+    @classmethod
+    def _backend_in_this_build(cls, value: str) -> str:
+        if value != "sqlite":
+            raise ValueError("the JetStream backend (nats) is not in this build yet; use sqlite")
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
