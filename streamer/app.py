@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from streamer.activity import log_summaries
 from streamer.api import health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
@@ -85,12 +86,19 @@ async def create_app(settings: Settings) -> web.Application:
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.fanout.start()
-    trimmer = asyncio.create_task(_trim(services), name="retention")
+    background = [
+        asyncio.create_task(_trim(services), name="retention"),
+        asyncio.create_task(
+            log_summaries(services.metrics, services.settings.summary_interval_secs),
+            name="delivery summary",
+        ),
+    ]
     yield
     services.draining = True
-    trimmer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await trimmer
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await asyncio.to_thread(services.readers.close)  # lets the last parses finish
     await services.fanout.stop(services.settings.shutdown_timeout_secs)
     await services.log.aclose()

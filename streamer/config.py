@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     linger_ms: int = Field(20, ge=0)
     request_timeout_secs: float = Field(30.0, gt=0)
     shutdown_timeout_secs: float = Field(10.0, gt=0)
+    summary_interval_secs: float = Field(60.0, gt=0)
+    """How often the log gets a delivery line for each stream that moved."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

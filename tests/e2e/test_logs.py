@@ -1,7 +1,7 @@
-"""In JSON mode every line the daemon writes is one JSON object, whatever happens: a request
+"""What the daemon logs. In JSON mode every line is one JSON object, whatever happens: a request
 with a NUL byte in a header (aiohttp's parser logs it), a client that drops its connection
 mid-upload, and an AWS destination that cannot be reached (botocore and the retry loop log it).
-A client going away is not an error of the service's."""
+A client going away is not an error of the service's. Streams that moved get a delivery line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import orjson
 
 from schemas import Kind, Version
-from tests.e2e.harness import Daemon, fleet_records, ndjson
+from tests.e2e.harness import Daemon, NewReceiver, StartDaemon, eventually, fleet_records, ndjson
 
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/streamer"
 
@@ -63,3 +63,26 @@ async def test_every_line_is_json_through_hostile_requests_and_failures(daemon: 
     errors = [e for e in events if e.get("level") == "error" and "ingest" in str(e)]
     assert errors == [], [e.get("exception", "")[-600:] for e in errors]
     assert any(e.get("logger") == "aiohttp.server" for e in events), "aiohttp's own lines"
+
+
+async def test_streams_that_moved_get_a_delivery_line(
+    start_daemon: StartDaemon, new_receiver: NewReceiver
+) -> None:
+    daemon = await start_daemon(STREAMER_SUMMARY_INTERVAL_SECS="0.2")
+    busy, quiet = await new_receiver(), await new_receiver()
+    busy_id = await daemon.create_stream(busy.url, size=10)
+    quiet_id = await daemon.create_stream(quiet.url, type_id=1)  # usage only: gets nothing
+    records = fleet_records(8, 30, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 30, ndjson=True)
+
+    def delivered_in_lines() -> int:
+        lines = [orjson.loads(x) for x in daemon.output if '"delivery"' in x]
+        return sum(e["records"] for e in lines if e["stream"] == busy_id)
+
+    await eventually(lambda: delivered_in_lines() == 30, what="delivery lines adding up to 30")
+    summaries = [orjson.loads(x) for x in daemon.output if '"delivery"' in x]
+    assert {e["stream"] for e in summaries} == {busy_id}, "a quiet stream writes no line"
+    assert sum(e["requests"] for e in summaries) == len(busy.acknowledged())
+    assert summaries[-1]["pending"] == 0
+    assert summaries[-1]["status"] == "Running"
+    assert quiet_id != busy_id
