@@ -14,6 +14,7 @@ own (the condition on: only the NATS URL it implies is checked here).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,17 @@ def test_helm_lint_finds_nothing_but_the_unfetched_dependency(
     assert report["errors"] == []
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert [m["error"] for m in problems] == ["chart directory is missing these dependencies: nats"]
+
+
+def test_the_values_schema_knows_every_setting_the_chart_does_not_set_itself() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    allowed = set(schema["properties"]["settings"]["propertyNames"]["enum"])
+    owned = {"STREAMER_LISTEN", "STREAMER_DATA_DIR"}  # the ConfigMap's own
+    secret = {"STREAMER_BOOTSTRAP_TOKEN"}  # the Secret's
+    assert allowed | owned | secret == SETTINGS
+    assert not allowed & (owned | secret)
+
+
+def test_a_misspelt_setting_is_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmValuesError, match="STREAMER_RETRY_MAX_SEC'"):
+        chart.render({"settings": {"STREAMER_RETRY_MAX_SEC": "5"}}, name=RELEASE)
