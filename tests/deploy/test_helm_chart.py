@@ -15,7 +15,9 @@ own (the condition on: only the NATS URL it implies is checked here).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,28 @@ def test_the_jetstream_mode_is_replicas_on_nats(
     assert data["STREAMER_NATS_URL"] == nats_url
 
 
+@pytest.mark.parametrize(
+    ("release", "nats", "url"),
+    [
+        ("my-nats", {}, "nats://my-nats.iot.svc:4222"),
+        (RELEASE, {"fullnameOverride": "bus"}, "nats://bus.iot.svc:4222"),
+        (
+            RELEASE,
+            {"service": {"name": "msg"}, "config": {"nats": {"port": 4333}}},
+            "msg.iot.svc:4333",
+        ),
+    ],
+)
+def test_the_nats_url_follows_the_nats_charts_naming(
+    chart: helm.Chart, release: str, nats: dict[str, Any], url: str
+) -> None:
+    values = merged(JETSTREAM_VALUES, {"nats": nats})
+    [configmap] = yaml.safe_load_all(
+        chart.render(values, name=release, namespace=NAMESPACE)["streamer/templates/configmap.yaml"]
+    )
+    assert configmap["data"]["STREAMER_NATS_URL"].endswith(url)
+
+
 def test_the_grace_period_follows_the_shutdown_timeout(chart: helm.Chart) -> None:
     objects = render(chart, {"settings": {"STREAMER_SHUTDOWN_TIMEOUT_SECS": "42.5"}})
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
@@ -263,6 +287,7 @@ def test_an_existing_secret_replaces_the_charts_own(chart: helm.Chart) -> None:
             "the embedded mode (STREAMER_LOG_BACKEND=sqlite) cannot autoscale",
         ),
         (merged(JETSTREAM_VALUES, {"nats": {"enabled": False}}), "needs a NATS server"),
+        ({"secret": {"aws": {"accessKeyId": "AKIDEXAMPLE"}}}, "secretAccessKey goes with"),
     ],
 )
 def test_what_cannot_work_is_refused_at_render_time(
@@ -280,6 +305,14 @@ def test_helm_lint_finds_nothing_but_the_unfetched_dependency(
     assert report["errors"] == []
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert [m["error"] for m in problems] == ["chart directory is missing these dependencies: nats"]
+
+
+def test_the_chart_ships_this_version_of_the_service() -> None:
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert meta["appVersion"] == version("streamer")
+    [nats] = meta["dependencies"]
+    assert (nats["name"], nats["condition"]) == ("nats", "nats.enabled")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", nats["version"]), "the NATS chart is pinned"
 
 
 def test_the_values_schema_knows_every_setting_the_chart_does_not_set_itself() -> None:

@@ -53,17 +53,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* The NATS server of the JetStream mode: STREAMER_NATS_URL, else the one this chart
-installs (the NATS chart's own naming rule for its client Service). */}}
+installs (the client Service of the NATS chart, named by that chart's own rules). */}}
 {{- define "streamer.natsUrl" -}}
 {{- if .Values.settings.STREAMER_NATS_URL }}
 {{- .Values.settings.STREAMER_NATS_URL }}
 {{- else if .Values.nats.enabled }}
-{{- $name := "nats" }}
-{{- $fullname := ternary (.Release.Name | trunc 63 | trimSuffix "-") (printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-") (contains $name .Release.Name) }}
-{{- if .Values.nats.fullnameOverride }}
-{{- $fullname = .Values.nats.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- $nats := .Values.nats }}
+{{- $name := default "nats" $nats.nameOverride }}
+{{- $fullname := printf "%s-%s" .Release.Name $name }}
+{{- if $nats.fullnameOverride }}
+{{- $fullname = $nats.fullnameOverride }}
+{{- else if contains $name .Release.Name }}
+{{- $fullname = .Release.Name }}
 {{- end }}
-{{- printf "nats://%s.%s.svc:4222" $fullname .Release.Namespace }}
+{{- $service := default ($fullname | trunc 63 | trimSuffix "-") (dig "service" "name" "" $nats) }}
+{{- $namespace := default .Release.Namespace $nats.namespaceOverride }}
+{{- printf "nats://%s.%s.svc:%v" $service $namespace (dig "config" "nats" "port" 4222 $nats) }}
 {{- else }}
 {{- fail "the JetStream mode needs a NATS server: set settings.STREAMER_NATS_URL, or nats.enabled=true to install one with this chart" }}
 {{- end }}
