@@ -77,18 +77,20 @@ class Pages:
             self._cache.move_to_end(number)
             return page
         loading = self._loading.get(number)
-        if loading is None:
+        if loading is None:  # a listed load is always unfinished: it unlists itself first
             loading = asyncio.ensure_future(self._load(number, last_offset))
             self._loading[number] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(number, None))
         return await asyncio.shield(loading)
 
     def _last_of(self, number: int) -> int:
         return (number + 1) * self.size
 
     async def _load(self, number: int, last_offset: int) -> Page:
+        try:
+            rows = await self._log.read(number * self.size, self.size)
+        finally:
+            del self._loading[number]
         last = self._last_of(number)
-        rows = await self._log.read(number * self.size, self.size)
         if rows and rows[-1].offset > last:  # the page was trimmed: rows of the next pages
             rows = [row for row in rows if row.offset <= last]
         end = max(min(last_offset, last), rows[-1].offset if rows else 0)
