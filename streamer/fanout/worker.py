@@ -325,6 +325,7 @@ class StreamWorker:
         sending, rows = batch.batch, batch.rows
         rejected: list[tuple[Row, str]] = []
         tries = _Tries()
+        started = time.monotonic()
         while True:
             result = await self._try(sending, tries)
             if result is None:
@@ -333,6 +334,8 @@ class StreamWorker:
             if len(result.retry) < len(sending.payloads):
                 self._fail_fast = False  # something went through: not a failure to deliver
             if not result.retry:
+                elapsed = time.monotonic() - started
+                self._metrics.batch_seconds.labels(self._label).observe(elapsed)
                 return result, rejected
             self._metrics.failed.labels(self._label).inc(len(result.retry))
             retry = RetryableError(f"{len(result.retry)} records were not accepted")
