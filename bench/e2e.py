@@ -2,7 +2,7 @@
 
 Run: ``python3 -m bench.e2e [--records N] [--backlog N] [--write]``.
 
-Four measurements, each with the daemon (``streamer run``) and a receiver (``bench.receiver``)
+Five measurements, each with the daemon (``streamer run``) and a receiver (``bench.receiver``)
 as separate processes and this process as the load generator (4 concurrent 500-record POSTs):
 
 1. baseline: a plain aiohttp client posting the same batches straight to the same receiver;
@@ -10,7 +10,9 @@ as separate processes and this process as the load generator (4 concurrent 500-r
    the last record at the receiver, ingest-only records/s, peak RSS, duplicates;
 3. fan-out CPU: daemon CPU seconds to ingest and deliver the records to 10 streams, against
    the same with 1 stream;
-4. backlog: peak RSS after ingesting ``--backlog`` records behind a paused stream.
+4. many organisations: the same records dealt over 97 organisations, one stream (size 3000)
+   each: records/s, daemon CPU per record and records per webhook request;
+5. backlog: peak RSS after ingesting ``--backlog`` records behind a paused stream.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from streamer.simulate import Fleet
 
 BATCH = 500
 CONCURRENCY = 8  # requests in flight from the load generator
+SIZE = 3000  # records per webhook request at most, in the organisations case
+ORGANISATIONS = 97
 
 
 def free_port() -> int:
@@ -44,11 +48,16 @@ def free_port() -> int:
         return port
 
 
-def batches(count: int, kind: Kind) -> list[bytes]:
-    """NDJSON bodies of ``BATCH`` realistic records (organisation 1), ``new`` format."""
+def batches(count: int, kind: Kind, organisations: int = 1) -> list[bytes]:
+    """NDJSON bodies of ``BATCH`` realistic records, ``new`` format, of organisations
+    1..``organisations`` dealt round-robin (otherwise the same records)."""
     fleet = Fleet(seed=11, organisations=1)
     make = fleet.event if kind is Kind.EVENT else fleet.usage
-    lines = [dumps(make(), kind, Version.NEW) for _ in range(count)]
+    lines = []
+    for index in range(count):
+        record = make()
+        record["organisation"]["id"] = 1 + index % organisations
+        lines.append(dumps(record, kind, Version.NEW))
     return [b"\n".join(lines[i : i + BATCH]) for i in range(0, count, BATCH)]
 
 
@@ -113,9 +122,13 @@ async def wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
 
 
 async def post_all(
-    session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], headers: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: Sequence[bytes],
+    headers: dict[str, str],
+    in_flight: int = CONCURRENCY,
 ) -> float:
-    """POST every body with ``CONCURRENCY`` requests in flight; return the seconds it took."""
+    """POST every body with ``in_flight`` requests in flight; return the seconds it took."""
     queue = list(reversed(bodies))
 
     async def worker() -> None:
@@ -126,7 +139,7 @@ async def post_all(
                     raise RuntimeError(f"{url}: {response.status} {await response.text()}")
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
     return time.perf_counter() - started
 
 
@@ -144,12 +157,18 @@ async def wait_records(session: aiohttp.ClientSession, receiver: str, count: int
         await asyncio.sleep(0.02)
 
 
-async def create_stream(session: aiohttp.ClientSession, daemon: Daemon, url: str) -> str:
+async def create_stream(
+    session: aiohttp.ClientSession,
+    daemon: Daemon,
+    url: str,
+    organisation: int = 1,
+    size: int = BATCH,
+) -> str:
     body = {
-        "name": "bench",
+        "name": f"bench {organisation}",
         "data_stream_type": {"id": 3},
-        "destination": {"connection_type": "RestAPI", "credentials": {"url": url, "size": BATCH}},
-        "organisation": {"id": 1},
+        "destination": {"connection_type": "RestAPI", "credentials": {"url": url, "size": size}},
+        "organisation": {"id": organisation},
     }
     async with session.post(
         f"{daemon.url}/api/v2/data_stream", json=body, headers=_auth(daemon)
@@ -201,6 +220,43 @@ async def run_streamer(
             daemon.stop()
 
 
+async def run_organisations(
+    session: aiohttp.ClientSession,
+    receiver: str,
+    count: int,
+    organisations: int,
+    in_flight: int = CONCURRENCY,
+) -> dict[str, float]:
+    """``count`` event records over ``organisations``, one Webhook stream (size ``SIZE``)
+    each, ``STREAMER_SYNC=normal``: records/s end to end, daemon CPU, records per request."""
+    bodies = batches(count, Kind.EVENT, organisations)
+    with tempfile.TemporaryDirectory() as data:
+        daemon = Daemon(Path(data), secrets.token_urlsafe(32), STREAMER_SYNC="normal")
+        try:
+            await wait_until_up(session, f"{daemon.url}/health/ready")
+            for organisation in range(1, organisations + 1):
+                hook = f"{receiver}/hook/{organisation}"
+                await create_stream(session, daemon, hook, organisation, SIZE)
+            await session.post(f"{receiver}/reset")
+            cpu_before = daemon.cpu_secs()
+            started = time.perf_counter()
+            url = f"{daemon.url}/api/v1/ingest/events"
+            await post_all(session, url, bodies, _ingest_headers(daemon), in_flight)
+            await wait_records(session, receiver, count)
+            elapsed = time.perf_counter() - started
+            cpu = daemon.cpu_secs() - cpu_before
+            stats = await receiver_stats(session, receiver)
+        finally:
+            daemon.stop()
+    return {
+        "rate": count / elapsed,
+        "cpu_secs": cpu,
+        "cpu_us": cpu / count * 1e6,
+        "per_request": stats["records"] / stats["requests"],
+        "duplicates": stats["records"] - stats["unique"],
+    }
+
+
 async def run_backlog(session: aiohttp.ClientSession, receiver: str, count: int) -> float:
     bodies = batches(count, Kind.EVENT)
     with tempfile.TemporaryDirectory() as data:
@@ -236,6 +292,7 @@ async def bench(args: argparse.Namespace) -> str:
             one = await run_streamer(session, receiver, bodies, args.records, 1, "full")
             single = await run_streamer(session, receiver, bodies, args.records, 1, "normal")
             ten = await run_streamer(session, receiver, bodies, args.records, 10, "normal")
+            tenants = await run_organisations(session, receiver, args.records, ORGANISATIONS)
             backlog_rss = await run_backlog(session, receiver, args.backlog)
     finally:
         process.terminate()
@@ -252,6 +309,14 @@ async def bench(args: argparse.Namespace) -> str:
         ("… ingest alone (202s)", f"{one['ingest_rate']:,.0f}", "", ""),
         ("streamer, 1 stream, sync=normal", f"{single['rate']:,.0f}", "", ""),
         ("streamer, 10 streams, sync=normal (records/s per stream)", f"{ten['rate']:,.0f}", "", ""),
+        (
+            f"streamer, {ORGANISATIONS} organisations, one stream (size {SIZE}) each,"
+            f" sync=normal: {tenants['per_request']:,.0f} records per webhook request,"
+            f" {tenants['cpu_us']:.0f} µs daemon CPU per record",
+            f"{tenants['rate']:,.0f}",
+            "",
+            "",
+        ),
     ]
     table = [
         "## End to end: ingest → log → Webhook (`bench/e2e.py`)",

@@ -4,7 +4,7 @@ are the concrete log backend and connectors known.
 Shutdown, in order: (1) readiness turns 503 and ingest answers 503; (2) the listener closes
 and in-flight requests finish; (3) streams finish their in-flight sends within
 ``shutdown_timeout_secs``, the rest are cancelled (their records stay unacknowledged and are
-sent again after the restart); (4) connectors close; (5) the log closes. Ingest worker
+sent again after the restart); (4) connectors close; (5) the store and the log close. Ingest worker
 processes stop between (2) and (3).
 """
 
@@ -29,22 +29,30 @@ from streamer.config import Settings
 from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import Log, LogError
+from streamer.log.base import Log, Store
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders, default_workers
 
-__all__ = ["create_app", "open_log"]
+__all__ = ["create_app", "open_store"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
 
 
-async def open_log(settings: Settings, *, service: bool = False) -> Log:
-    """The configured log; ``service``: for the process that appends (one per data dir)."""
-    if settings.log_backend != "sqlite":
-        raise LogError(f"log backend {settings.log_backend!r} is not available in this build")
+async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
     return await SqliteLog.open(settings.data_dir, settings.sync, exclusive=service)
+
+
+async def open_store(settings: Settings) -> Store:
+    """The configured store, beside a running service (tokens and streams only)."""
+    return await _open_sqlite(settings, service=False)
+
+
+async def _open(settings: Settings) -> tuple[Log, Store]:
+    """The configured log and store, for the service (one per data directory)."""
+    backend = await _open_sqlite(settings, service=True)
+    return backend, backend
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -54,21 +62,23 @@ async def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, rate_limit_middleware(limiter), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    log = await open_log(settings, service=True)
+    log, store = await _open(settings)
     metrics = Metrics()
-    tokens = Tokens(log)
+    tokens = Tokens(store)
     if settings.bootstrap_token is not None:
         await tokens.ensure(settings.bootstrap_token.get_secret_value(), "admin", "bootstrap")
     policy = RetryPolicy(settings.retry_max_secs, settings.retry_base_secs, settings.retry_cap_secs)
     fanout = Fanout(
         log,
+        store,
         connector_factory(settings),
         policy=policy,
         metrics=metrics,
         linger_secs=settings.linger_ms / 1000,
+        max_wait_secs=settings.batch_max_wait_ms / 1000,
     )
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
-    app[SERVICES] = Services(settings, log, fanout, tokens, metrics, BodyReaders(workers))
+    app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, BodyReaders(workers))
     app.add_routes(
         [
             *health.routes,
@@ -101,6 +111,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await task
     await asyncio.to_thread(services.readers.close)  # lets the last parses finish
     await services.fanout.stop(services.settings.shutdown_timeout_secs)
+    await services.store.aclose()
     await services.log.aclose()
 
 

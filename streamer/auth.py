@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from streamer.log.base import Log, TokenRow
+from streamer.log.base import Store, TokenRow
 
 __all__ = ["ROLES", "Principal", "Tokens", "digest", "new_token"]
 
@@ -46,8 +46,8 @@ class Tokens:
     """Token checks, cached for ``cache_secs``: a token revoked by this process stops working
     at once, one revoked by another process (``streamer token revoke``) within that time."""
 
-    def __init__(self, log: Log, cache_secs: float = 5.0) -> None:
-        self._log = log
+    def __init__(self, store: Store, cache_secs: float = 5.0) -> None:
+        self._store = store
         self._cache_secs = cache_secs
         self._cache: dict[bytes, tuple[float, Principal]] = {}
 
@@ -56,13 +56,13 @@ class Tokens:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         token = new_token()
-        token_id = await self._log.add_token(digest(token), role, organisation, name)
+        token_id = await self._store.add_token(digest(token), role, organisation, name)
         return token_id, token
 
     async def ensure(self, token: str, role: str, name: str) -> None:
         """Make sure ``token`` exists as a platform token (the bootstrap token)."""
-        if await self._log.token(digest(token)) is None:
-            await self._log.add_token(digest(token), role, None, name)
+        if await self._store.token(digest(token)) is None:
+            await self._store.add_token(digest(token), role, None, name)
 
     async def check(self, token: str) -> Principal | None:
         presented = digest(token)
@@ -70,7 +70,7 @@ class Tokens:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        row = await self._log.token(presented)
+        row = await self._store.token(presented)
         if row is None or not hmac.compare_digest(row.digest, presented):
             self._cache.pop(presented, None)
             return None
@@ -81,8 +81,8 @@ class Tokens:
         return principal
 
     async def list(self) -> list[TokenRow]:
-        return await self._log.tokens()
+        return await self._store.tokens()
 
     async def revoke(self, token_id: int) -> bool:
         self._cache = {k: v for k, v in self._cache.items() if v[1].token_id != token_id}
-        return await self._log.delete_token(token_id)
+        return await self._store.delete_token(token_id)

@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pydantic import SecretStr
 
 from schemas import Kind, Shape, Version
-from streamer.app import open_log
+from streamer.app import open_store
 from streamer.auth import ROLES, Tokens
 from streamer.client import ServiceError
 from streamer.config import ConfigError, Settings, check_data_dir, load_settings
@@ -237,11 +237,11 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _token_create(args: argparse.Namespace) -> int:
     async def create() -> tuple[int, str]:
-        log = await open_log(_data_settings(args))
+        store = await open_store(_data_settings(args))
         try:
-            return await Tokens(log).create(args.role, args.organisation, args.name)
+            return await Tokens(store).create(args.role, args.organisation, args.name)
         finally:
-            await log.aclose()
+            await store.aclose()
 
     token_id, token = asyncio.run(create())
     scope = "platform" if args.organisation is None else f"organisation {args.organisation}"
@@ -252,11 +252,11 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _token_list(args: argparse.Namespace) -> int:
     async def rows() -> list[TokenRow]:
-        log = await open_log(_data_settings(args))
+        store = await open_store(_data_settings(args))
         try:
-            return await log.tokens()
+            return await store.tokens()
         finally:
-            await log.aclose()
+            await store.aclose()
 
     for row in asyncio.run(rows()):
         scope = "platform" if row.organisation is None else f"organisation {row.organisation}"
@@ -266,11 +266,11 @@ def _token_list(args: argparse.Namespace) -> int:
 
 def _token_revoke(args: argparse.Namespace) -> int:
     async def revoke() -> bool:
-        log = await open_log(_data_settings(args))
+        store = await open_store(_data_settings(args))
         try:
-            return await Tokens(log).revoke(args.id)
+            return await Tokens(store).revoke(args.id)
         finally:
-            await log.aclose()
+            await store.aclose()
 
     if not asyncio.run(revoke()):
         raise ConfigError(f"no token with id {args.id}")

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(2000, gt=0)
     rate_limit_window_secs: float = Field(300.0, gt=0)
     linger_ms: int = Field(20, ge=0)
+    """A batch that is not full goes once no records were appended for this long."""
+    batch_max_wait_ms: int = Field(5000, ge=0)
+    """… or once it has waited this long while records kept arriving."""
     request_timeout_secs: float = Field(30.0, gt=0)
     shutdown_timeout_secs: float = Field(10.0, gt=0)
     summary_interval_secs: float = Field(60.0, gt=0)

@@ -20,6 +20,7 @@ from connectors.s3 import S3Config
 from connectors.webhook import WebhookConfig
 from schemas import Version
 from streamer.config import Settings
+from streamer.spec import StreamSpec
 
 __all__ = ["connector_factory"]
 
@@ -111,10 +112,14 @@ _BUILDERS: dict[str, Builder] = {
 }
 
 
-def connector_factory(settings: Settings) -> Callable[[dict[str, Any]], Connector]:
-    """Build a stream's connector from its stored spec; ``ValueError`` says why it cannot be."""
+def connector_factory(settings: Settings) -> Callable[[StreamSpec, int | None], Connector]:
+    """Build a stream's connector from its definition and id (``None``: not stored yet);
+    ``ValueError`` says why it cannot be."""
 
-    def build(spec: dict[str, Any]) -> Connector:
+    def build(stream: StreamSpec, stream_id: int | None) -> Connector:
+        spec = stream.model_dump(mode="json")
+        if stream_id is not None:
+            spec["id"] = stream_id
         destination = spec["destination"]
         builder = _BUILDERS.get(destination["connection_type"])
         if builder is None:

@@ -43,7 +43,6 @@ def read_body(
     """Parse every record of ``body`` (JSON, array or NDJSON) as ``kind``; ``organisation``,
     when given, is the only organisation whose records may be in it."""
     read = ReadBody()
-    kind_id = 0 if kind is Kind.EVENT else 1
     for index, item in enumerate(parse_json(body.splitlines(), kind, version)):
         if isinstance(item, RecordError):
             read.error_count += 1
@@ -60,10 +59,10 @@ def read_body(
             event_type = item["event_type"]["id"]
             flag = None if alert is None else int(alert)
             read.entries.append(
-                Entry(kind_id, owner, event_type, flag, dumps(item, kind, Version.NEW))
+                Entry(kind, owner, event_type, flag, dumps(item, kind, Version.NEW))
             )
         else:
-            read.entries.append(Entry(kind_id, owner, None, None, dumps(item, kind, Version.NEW)))
+            read.entries.append(Entry(kind, owner, None, None, dumps(item, kind, Version.NEW)))
     return read
 
 

@@ -20,10 +20,11 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import Version
+from schemas import Kind, Version
 
 __all__ = [
     "EVENT",
+    "KINDS_OF_TYPE",
     "USAGE",
     "Filter",
     "RestApiCredentials",
@@ -33,6 +34,7 @@ __all__ = [
 
 USAGE, EVENT = 1, 2  # data_stream_type ids; 3 is both
 STREAM_TYPES = {1: "Usage Data", 2: "Event Data", 3: "Usage Data & Events"}
+KINDS_OF_TYPE = {1: (Kind.USAGE,), 2: (Kind.EVENT,), 3: (Kind.EVENT, Kind.USAGE)}
 MASK = "****"
 
 
@@ -212,6 +214,20 @@ class StreamSpec(_Body):
         if isinstance(value, dict) and kind not in CONNECTION_TYPES:
             raise ValueError(f"connection_type must be one of {', '.join(CONNECTION_TYPES)}")
         return value
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The record kinds the stream carries."""
+        return KINDS_OF_TYPE[self.data_stream_type.id]
+
+    def accepted(self, field: Literal["event_type_id", "alert"]) -> frozenset[int] | None:
+        """The values of ``field`` an event must have to pass the filters (``None``: any);
+        alert values as 0/1."""
+        values = None
+        for stream_filter in self.filters:
+            if stream_filter.field == field:
+                values = frozenset(int(v) for v in stream_filter.value)
+        return values
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:

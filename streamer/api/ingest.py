@@ -62,7 +62,7 @@ async def _ingest(request: web.Request, kind: Kind) -> web.Response:
     except LogFullError as exc:
         services.metrics.rejected.labels("503").inc()
         raise ApiError(503, str(exc), headers={"Retry-After": "30"}) from None
-    services.fanout.notify()
+    services.fanout.notify(entries)
     services.metrics.ingested.labels(kind.value).inc(len(entries))
     return web.json_response({"accepted": len(entries)}, status=202)
 

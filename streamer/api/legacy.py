@@ -19,8 +19,7 @@ from streamer.api.auth import require
 from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
 from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
-from streamer.fanout.worker import PAUSED, RUNNING
-from streamer.log.base import StreamState
+from streamer.log.base import Stream, StreamStatus
 from streamer.spec import STREAM_TYPES
 
 __all__ = ["routes", "v1_item"]
@@ -69,23 +68,23 @@ def api_type(spec: dict[str, Any]) -> int:
     return {"KeenIO": 2, "Datadog": 3, "AwsKinesis": 4, "S3": 8}[kind]
 
 
-def v1_item(state: StreamState) -> dict[str, Any]:
+def v1_item(state: Stream) -> dict[str, Any]:
     """A stream in the legacy shape."""
-    spec = state.spec
+    spec = state.spec.model_dump(mode="json")
     type_id = api_type(spec)
     credentials = spec["destination"]["credentials"]
     return {
         "id": state.id,
-        "active": int(state.status != PAUSED),
-        "running": int(state.status == RUNNING),
+        "active": int(state.status is not StreamStatus.PAUSED),
+        "running": int(state.status is StreamStatus.RUNNING),
         "data_stream_type": {
             "id": spec["data_stream_type"]["id"],
             "description": STREAM_TYPES[spec["data_stream_type"]["id"]],
         },
         "api_type": {"id": type_id, "description": API_TYPES[type_id]},
         "api_callback": credentials.get("url"),
-        "last_result_code": state.last_result_code,
-        "last_dispatched_timestamp": state.last_delivery_at,
+        "last_result_code": state.position.last_result_code,
+        "last_dispatched_timestamp": state.position.last_delivery_at,
         "stream_historic_data": int(bool(spec.get("stream_historic_data"))),
     }
 
@@ -203,18 +202,16 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
     if not add and event_type not in chosen:
         raise ApiError(404, f"event type {event_type} is not in the stream's filter")
     chosen = chosen | {event_type} if add else chosen - {event_type}
-    others = [f for f in state.spec.get("filters") or () if f["field"] != "event_type_id"]
+    document = state.spec.model_dump(mode="json")
+    others = [f for f in document["filters"] if f["field"] != "event_type_id"]
     filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}] if chosen else others
-    spec = validate_spec({**state.spec, "filters": filters})
+    spec = validate_spec({**document, "filters": filters})
     await request.app[SERVICES].fanout.update(state.id, spec)
     return web.Response(status=204)
 
 
-def _event_types(state: StreamState) -> set[int]:
-    for stream_filter in state.spec.get("filters") or ():
-        if stream_filter["field"] == "event_type_id":
-            return set(stream_filter["value"])
-    return set()
+def _event_types(state: Stream) -> set[int]:
+    return set(state.spec.accepted("event_type_id") or ())
 
 
 routes = [

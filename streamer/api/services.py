@@ -9,7 +9,7 @@ from aiohttp import web
 from streamer.auth import Tokens
 from streamer.config import Settings
 from streamer.fanout.engine import Fanout
-from streamer.log.base import Log
+from streamer.log.base import Log, Store
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders
 
@@ -20,6 +20,7 @@ __all__ = ["SERVICES", "Services"]
 class Services:
     settings: Settings
     log: Log
+    store: Store
     fanout: Fanout
     tokens: Tokens
     metrics: Metrics

@@ -13,8 +13,7 @@ from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Principal
 from streamer.fanout.engine import StreamConflict
-from streamer.fanout.worker import KINDS_OF_TYPE, PAUSED, RUNNING
-from streamer.log.base import StreamState
+from streamer.log.base import Stream, StreamStatus
 from streamer.spec import CONNECTION_TYPES, STREAM_TYPES, StreamSpec, masked
 
 __all__ = [
@@ -29,19 +28,25 @@ __all__ = [
     "validate_spec",
 ]
 
-STATUSES = {1: "Running", 2: "Paused", 3: "Error", 4: "Pending"}
+STATUSES = {
+    StreamStatus.RUNNING: "Running",
+    StreamStatus.PAUSED: "Paused",
+    StreamStatus.ERROR: "Error",
+    StreamStatus.PENDING: "Pending",
+}
 LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
 _PATCHABLE = frozenset({"name", "destination", "filters", "format_version", "status"})
 READ = ("observer", "user", "admin")
 WRITE = ("user", "admin")
 
 
-async def represent(state: StreamState, services: Services) -> dict[str, Any]:
+async def represent(state: Stream, services: Services) -> dict[str, Any]:
     """The stream as GET shows it, with every secret masked. ``pending_records`` counts the
     stream's organisation's records of its kinds after its position (filters not applied)."""
-    spec = masked(state.spec)
-    type_id = spec["data_stream_type"]["id"]
-    pending = await services.log.pending(state.cursor, state.organisation, KINDS_OF_TYPE[type_id])
+    spec = masked(state.spec.model_dump(mode="json"))
+    type_id = state.spec.data_stream_type.id
+    position = state.position
+    pending = await services.log.pending(state.organisation, state.spec.kinds, position.offset)
     return {
         "id": state.id,
         "name": spec.get("name"),
@@ -51,13 +56,13 @@ async def represent(state: StreamState, services: Services) -> dict[str, Any]:
         "format_version": spec["format_version"],
         "filters": spec.get("filters") or [],
         "stream_historic_data": spec.get("stream_historic_data", False),
-        "status": {"id": state.status, "description": STATUSES[state.status]},
+        "status": {"id": state.status.value, "description": STATUSES[state.status]},
         "error": state.error,
         "stats": {
-            "delivered_records": state.delivered,
+            "delivered_records": position.delivered,
             "pending_records": pending,
-            "last_delivery_at": state.last_delivery_at,
-            "last_result_code": state.last_result_code,
+            "last_delivery_at": position.last_delivery_at,
+            "last_result_code": position.last_result_code,
         },
         "created_at": state.created_at,
     }
@@ -83,7 +88,7 @@ async def create_stream(request: web.Request) -> web.Response:
     return web.Response(status=201, headers={"Location": f"/api/v2/data_stream/{state.id}"})
 
 
-async def create(request: web.Request, principal: Principal, spec: dict[str, Any]) -> StreamState:
+async def create(request: web.Request, principal: Principal, spec: StreamSpec) -> Stream:
     """Store and start a validated stream for the principal's (or the named) organisation."""
     organisation = stream_organisation(principal, spec)
     try:
@@ -110,14 +115,14 @@ async def patch_stream(request: web.Request) -> web.Response:
     if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
         raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")
     if body:
-        spec = validate_spec({**state.spec, **body})
+        spec = validate_spec({**state.spec.model_dump(mode="json"), **body})
         try:
             await services.fanout.update(state.id, spec)
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
-    if status is not None and status["id"] == PAUSED:
+    if status is not None and status["id"] == StreamStatus.PAUSED:
         await services.fanout.pause(state.id)
-    elif status is not None and status["id"] == RUNNING:
+    elif status is not None and status["id"] == StreamStatus.RUNNING:
         await services.fanout.resume(state.id)
     return web.Response(status=202)
 
@@ -142,7 +147,7 @@ async def delete_stream(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     principal = require(request, *READ)
     state = find_stream(request, principal)
-    letters = await request.app[SERVICES].log.dead_letters(state.id)
+    letters = await request.app[SERVICES].store.dead_letters(state.id)
     body = [
         {
             "offset": letter.offset,
@@ -166,7 +171,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
 async def lookup(request: web.Request) -> web.Response:
     require(request, *READ)
     tables: dict[str, list[dict[str, Any]]] = {
-        "status": [{"id": k, "description": v} for k, v in STATUSES.items()],
+        "status": [{"id": k.value, "description": v} for k, v in STATUSES.items()],
         "type": [{"id": k, "description": v} for k, v in STREAM_TYPES.items()],
         "connection_type": [{"id": k, "description": v} for k, v in CONNECTION_TYPES.items()],
         "filter_field_type": [
@@ -177,7 +182,7 @@ async def lookup(request: web.Request) -> web.Response:
     return web.json_response(tables[request.path.rsplit("/", 1)[1]])
 
 
-def find_stream(request: web.Request, principal: Principal) -> StreamState:
+def find_stream(request: web.Request, principal: Principal) -> Stream:
     try:
         stream_id = int(request.match_info["id"])
     except ValueError:
@@ -198,16 +203,15 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def validate_spec(body: dict[str, Any]) -> dict[str, Any]:
+def validate_spec(body: dict[str, Any]) -> StreamSpec:
     try:
-        spec = StreamSpec.model_validate(body)
+        return StreamSpec.model_validate(body)
     except ValidationError as exc:
         errors = [
             {"field": _field(e["loc"]), "message": e["msg"]}
             for e in exc.errors(include_url=False, include_input=False)
         ]
         raise ApiError(422, "the data stream is not valid", errors=errors) from None
-    return spec.model_dump(mode="json")
 
 
 def _field(location: tuple[int | str, ...]) -> str:
@@ -216,8 +220,8 @@ def _field(location: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in location if p not in CONNECTION_TYPES)
 
 
-def stream_organisation(principal: Principal, spec: dict[str, Any]) -> int:
-    named = (spec.get("organisation") or {}).get("id")
+def stream_organisation(principal: Principal, spec: StreamSpec) -> int:
+    named = None if spec.organisation is None else spec.organisation.id
     if principal.organisation is None:
         if named is None:
             raise ApiError(422, "a platform token must name the stream's organisation {id}")

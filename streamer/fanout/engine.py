@@ -1,29 +1,34 @@
 """The fan-out engine: every stream's worker, and the operations the API calls on streams.
 
-The engine's ``StreamState`` objects are the truth while the service runs; each change is
-written to the store before the call returns. Each running stream has one worker task, owned
-here and awaited on stop, so a slow or failed stream holds back only itself.
+The engine's ``Stream`` objects are the truth while the service runs. The engine alone writes
+a stream's definition and status (each change is stored before the call returns); the
+stream's worker alone writes its position. Each running stream has one worker task, owned
+here and awaited on stop, so a slow or failed stream holds back only itself. Appends wake only
+the workers of the organisations they hold.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import structlog
 
 from connectors.base import Connector
 from streamer.fanout.pages import Pages
+from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
-from streamer.fanout.worker import ERROR, PAUSED, PENDING, RUNNING, StreamWorker
-from streamer.log.base import Log, StreamState
+from streamer.fanout.worker import StreamWorker
+from streamer.log.base import Entry, Log, Store, Stream, StreamError, StreamStatus
 from streamer.metrics import Metrics
+from streamer.spec import Ref, StreamSpec
 
 __all__ = ["ConnectorFactory", "Fanout", "StreamConflict"]
 
-ConnectorFactory = Callable[[dict[str, Any]], Connector]
+ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
+"""Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
 _log = structlog.get_logger("streamer.fanout")
 
 
@@ -35,108 +40,111 @@ class Fanout:
     def __init__(
         self,
         log: Log,
+        store: Store,
         connectors: ConnectorFactory,
         *,
         policy: RetryPolicy,
         metrics: Metrics,
         linger_secs: float,
+        max_wait_secs: float,
     ) -> None:
+        """``linger_secs``: how long the log must be quiet before a partial batch goes;
+        ``max_wait_secs``: the longest a partial batch waits while records keep arriving."""
         self._log = log
+        self._store = store
         self._connectors = connectors
         self._policy = policy
         self._metrics = metrics
-        self._linger = linger_secs
+        self._max_wait = max_wait_secs
+        self._quiet = Quiet(linger_secs)
         self._pages = Pages(log)
-        self._states: dict[int, StreamState] = {}
+        self._streams: dict[int, Stream] = {}
         self._workers: dict[int, tuple[StreamWorker, asyncio.Task[None]]] = {}
-        self._appended = asyncio.Event()
+        self._listening: defaultdict[int, set[StreamWorker]] = defaultdict(set)
 
     async def start(self) -> None:
         """Load every stream and resume the ones that were delivering (no fail fast: a
         restart of the service is not a restart of the stream)."""
-        for state in await self._log.streams():
-            self._states[state.id] = state
-            self._metrics.status.labels(str(state.id)).set(state.status)
-            if state.status in (RUNNING, PENDING):
-                self._launch(state, fail_fast=state.status == PENDING)
+        for stream in await self._store.streams():
+            self._streams[stream.id] = stream
+            self._metrics.status.labels(str(stream.id)).set(stream.status)
+            if stream.status in (StreamStatus.RUNNING, StreamStatus.PENDING):
+                await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
 
-    def notify(self) -> None:
-        """Wake every worker waiting for records: call after each append."""
-        event, self._appended = self._appended, asyncio.Event()
-        event.set()
+    def notify(self, entries: Sequence[Entry]) -> None:
+        """``entries`` were appended: tell the workers of their organisations."""
+        self._quiet.appended()
+        for organisation, count in Counter(entry.organisation for entry in entries).items():
+            for worker in self._listening.get(organisation, ()):
+                worker.arrived(count)
 
-    def streams(self) -> list[StreamState]:
-        return list(self._states.values())
+    def streams(self) -> list[Stream]:
+        return list(self._streams.values())
 
-    def get(self, stream_id: int) -> StreamState | None:
-        return self._states.get(stream_id)
+    def get(self, stream_id: int) -> Stream | None:
+        return self._streams.get(stream_id)
 
-    async def create(self, organisation: int, spec: dict[str, Any]) -> StreamState:
+    async def create(self, organisation: int, spec: StreamSpec) -> Stream:
         """Store a new stream and start it from now, or from the oldest retained record.
 
         The stored spec names its organisation, so a connector that needs it (the external id
         of an AWS role) finds it there."""
-        spec = {**spec, "organisation": {"id": organisation}}
+        spec = spec.model_copy(update={"organisation": Ref(id=organisation)})
         await self._check(spec)
         oldest, last = await self._log.bounds()
-        cursor = oldest if spec.get("stream_historic_data") else last
-        state = await self._log.create_stream(organisation, spec, cursor)
-        self._states[state.id] = state
-        self._launch(state, fail_fast=True)
-        return state
+        offset = oldest if spec.stream_historic_data else last
+        stream = await self._store.create_stream(organisation, spec, offset)
+        self._streams[stream.id] = stream
+        await self._launch(stream, fail_fast=True)
+        return stream
 
-    async def update(self, stream_id: int, spec: dict[str, Any]) -> None:
+    async def update(self, stream_id: int, spec: StreamSpec) -> None:
         """Replace the stream's definition; a delivering stream picks it up at once."""
         await self._check(spec)
-        state = self._states[stream_id]
-        await self._log.save_stream(replace(state, spec=spec))  # stored first: a refused
-        running = stream_id in self._workers  # write leaves the stream as it was
+        stream = self._streams[stream_id]
+        await self._store.define_stream(stream_id, spec)  # stored first: a refused write
+        running = stream_id in self._workers  # leaves the stream as it was
         await self._halt(stream_id)
-        state.spec = spec
+        stream.spec = spec
         if running:
-            self._launch(state, fail_fast=False)
+            await self._launch(stream, fail_fast=False)
 
     async def pause(self, stream_id: int) -> None:
-        state = self._states[stream_id]
         await self._halt(stream_id)
-        state.status = PAUSED
-        await self._save(state)
+        await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
 
     async def resume(self, stream_id: int) -> None:
-        state = self._states[stream_id]
-        if state.status == PAUSED and stream_id not in self._workers:
-            self._launch(state, fail_fast=False)
+        stream = self._streams[stream_id]
+        if stream.status is StreamStatus.PAUSED and stream_id not in self._workers:
+            await self._launch(stream, fail_fast=False)
 
     async def restart(self, stream_id: int) -> None:
         """Take the stream out of Error (or re-initialise it) from its last acknowledged record."""
-        state = self._states[stream_id]
-        if state.status == PAUSED:
+        stream = self._streams[stream_id]
+        if stream.status is StreamStatus.PAUSED:
             raise StreamConflict("the stream is paused: resume it instead")
         await self._halt(stream_id)
-        state.error = None
-        self._launch(state, fail_fast=True)
+        await self._launch(stream, fail_fast=True)
 
     async def replay_dead_letters(self, stream_id: int) -> int:
         """Queue the stream's dead letters to be sent again; a delivering stream sends them
         before its next records, a paused or failed one once it runs again."""
-        requeued = await self._log.requeue_dead_letters(stream_id)
+        requeued = await self._store.requeue_dead_letters(stream_id)
         entry = self._workers.get(stream_id)
         if entry is not None and requeued:
-            entry[0].replaying = True
-            self.notify()
+            entry[0].replay()
         return requeued
 
     async def delete(self, stream_id: int) -> None:
         await self._halt(stream_id)
-        del self._states[stream_id]
-        await self._log.delete_stream(stream_id)
+        del self._streams[stream_id]
+        await self._store.delete_stream(stream_id)
         self._metrics.forget(str(stream_id))
 
     async def stop(self, deadline_secs: float) -> None:
         """Let in-flight sends finish within ``deadline_secs``, then cancel what is left."""
         for worker, _ in self._workers.values():
-            worker.stopping = True
-        self.notify()
+            worker.stop()
         tasks = [task for _, task in self._workers.values()]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=deadline_secs)
@@ -144,42 +152,50 @@ class Fanout:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _check(self, spec: dict[str, Any]) -> None:
+    async def _check(self, spec: StreamSpec) -> None:
         """Refuse (``ValueError``) a spec whose connector cannot be built, before storing it."""
-        await self._connectors(spec).aclose()
+        await self._connectors(spec, None).aclose()
 
-    def _launch(self, state: StreamState, *, fail_fast: bool) -> None:
-        spec = state.spec
-        connector = self._connectors({**spec, "id": state.id})
+    async def _launch(self, stream: Stream, *, fail_fast: bool) -> None:
+        connector = self._connectors(stream.spec, stream.id)
+        await self._set_status(stream, StreamStatus.RUNNING)
         worker = StreamWorker(
-            state,
+            stream,
             connector,
             log=self._log,
+            store=self._store,
             pages=self._pages,
-            appended=lambda: self._appended,
+            quiet=self._quiet if connector.linger_secs is None else None,
             policy=self._policy,
             metrics=self._metrics,
-            size=connector.max_batch,
-            linger_secs=self._linger if connector.linger_secs is None else connector.linger_secs,
+            max_wait_secs=self._max_wait
+            if connector.linger_secs is None
+            else connector.linger_secs,
             fail_fast=fail_fast,
         )
-        task = asyncio.create_task(self._run(worker), name=f"stream-{state.id}")
-        self._workers[state.id] = (worker, task)
+        self._listening[stream.organisation].add(worker)
+        task = asyncio.create_task(self._run(worker), name=f"stream-{stream.id}")
+        self._workers[stream.id] = (worker, task)
 
     async def _run(self, worker: StreamWorker) -> None:
-        stream_id = worker.state.id
+        stream = worker.stream
         try:
-            await worker.run()
+            error = await worker.run()
+            if error is not None:
+                failure = StreamError(
+                    message=error.message, http_status=error.http_status, at=_now()
+                )
+                await self._set_status(stream, StreamStatus.ERROR, failure)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must cost one stream, not the service
-            _log.exception("stream worker crashed", stream=stream_id)
-            worker.state.status = ERROR
-            worker.state.error = {"message": f"internal error: {exc}", "http_status": None}
-            await self._save(worker.state)
+            _log.exception("stream worker crashed", stream=stream.id)
+            failure = StreamError(message=f"internal error: {exc}", http_status=None, at=_now())
+            await self._set_status(stream, StreamStatus.ERROR, failure)
         finally:
-            if self._workers.get(stream_id, (None,))[0] is worker:
-                del self._workers[stream_id]
+            self._forget(worker)
+            if self._workers.get(stream.id, (None,))[0] is worker:
+                del self._workers[stream.id]
                 await worker.connector.aclose()
 
     async def _halt(self, stream_id: int) -> None:
@@ -189,8 +205,23 @@ class Fanout:
         worker, task = entry
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        self._forget(worker)
         await worker.connector.aclose()
 
-    async def _save(self, state: StreamState) -> None:
-        self._metrics.status.labels(str(state.id)).set(state.status)
-        await self._log.save_stream(state)
+    def _forget(self, worker: StreamWorker) -> None:
+        listening = self._listening.get(worker.stream.organisation)
+        if listening is not None:
+            listening.discard(worker)
+            if not listening:
+                del self._listening[worker.stream.organisation]
+
+    async def _set_status(
+        self, stream: Stream, status: StreamStatus, error: StreamError | None = None
+    ) -> None:
+        await self._store.set_status(stream.id, status, error)
+        stream.status, stream.error = status, error
+        self._metrics.status.labels(str(stream.id)).set(status)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

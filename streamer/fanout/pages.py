@@ -1,10 +1,12 @@
 """Shared reading and rendering of the log for every stream.
 
-The log is read in fixed pages of offsets. Streams at nearby positions share one read of a page
-and one rendering of each record per distinct ``Rendering``: ten streams that all want
-``migrated`` JSON render each record once. ``new`` JSON is the stored canonical bytes
-themselves: no work at all. A bounded number of pages stay cached; the page still being
-written is read again when a stream needs what was appended after it.
+A stream reads one lane: its organisation's records of its kinds. The lane is read in pages; a
+page holds every record of the lane after its ``start`` up to its ``end``, so any stream of
+the lane whose position lies in between takes its next records from that page instead of
+reading the log again. Streams of one lane therefore share one read of each page and one
+rendering of each record per distinct ``Rendering``: ten streams that all want ``migrated``
+JSON render each record once. ``new`` JSON is the stored canonical bytes themselves: no work
+at all. A bounded number of pages stay cached per lane, and a bounded number of lanes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
@@ -19,30 +22,37 @@ from connectors.base import Form, Rendering
 from schemas import Kind, Version, csv_row, dumps
 from streamer.log.base import Log, Row
 
-__all__ = ["Page", "Pages", "render_payload"]
-
-KINDS = (Kind.EVENT, Kind.USAGE)
+__all__ = ["Lane", "Page", "Pages", "render_payload"]
 
 
-def render_payload(kind_id: int, body: bytes, rendering: Rendering) -> bytes:
+def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
     """One record's canonical bytes rendered as ``rendering`` asks."""
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
-    kind = KINDS[kind_id]
     record = orjson.loads(body)
     if rendering.form is Form.CSV:
         return csv_row(record, kind, rendering.version).encode()
     return dumps(record, kind, rendering.version, rendering.shape)
 
 
+class Lane(NamedTuple):
+    """What a stream reads: one organisation's records of some kinds."""
+
+    organisation: int
+    kinds: tuple[Kind, ...]
+
+
 @dataclass(slots=True)
 class Page:
-    """Rows of one page (``number``), complete up to offset ``end``."""
+    """Every record of a lane with ``start < offset <= end``, in offset order."""
 
-    number: int
-    rows: list[Row]
+    start: int
     end: int
+    rows: list[Row]
     rendered: dict[Rendering, list[bytes | None]] = field(default_factory=dict)
+
+    def covers(self, position: int) -> bool:
+        return self.start <= position < self.end
 
     def payload(self, index: int, rendering: Rendering) -> bytes:
         """Row ``index`` rendered as ``rendering`` asks, computed once per page and rendering."""
@@ -59,42 +69,53 @@ class Page:
 
 
 class Pages:
-    """Pages of ``size`` offsets read from ``log``; at most ``keep`` of them cached."""
+    """Pages of up to ``size`` records read from ``log``; ``keep`` pages cached per lane, at
+    most ``lanes`` lanes."""
 
-    def __init__(self, log: Log, size: int = 1024, keep: int = 64) -> None:
+    def __init__(self, log: Log, size: int = 2048, keep: int = 8, lanes: int = 4096) -> None:
         self._log = log
-        self.size = size
+        self._size = size
         self._keep = keep
-        self._cache: OrderedDict[int, Page] = OrderedDict()
-        self._loading: dict[int, asyncio.Future[Page]] = {}
+        self._lanes = lanes
+        self._cache: OrderedDict[Lane, list[Page]] = OrderedDict()
+        self._loading: dict[Lane, asyncio.Future[Page]] = {}
 
-    async def page_after(self, offset: int) -> Page:
-        """The page holding ``offset + 1``, read up to the log's last committed offset."""
-        number = offset // self.size
+    async def page_after(self, lane: Lane, position: int) -> Page:
+        """A page of ``lane`` covering ``position``; call only while ``position`` is before
+        the log's last committed offset (the page then holds what comes after it)."""
+        while True:
+            page = self._cached(lane, position)
+            if page is not None:
+                return page
+            loading = self._loading.get(lane)
+            if loading is None:  # a listed load is always unfinished: it unlists itself first
+                loading = self._loading[lane] = asyncio.ensure_future(self._load(lane, position))
+            page = await asyncio.shield(loading)
+            if page.covers(position):
+                return page
+
+    def _cached(self, lane: Lane, position: int) -> Page | None:
+        pages = self._cache.get(lane)
+        if pages is None:
+            return None
+        self._cache.move_to_end(lane)
+        for page in pages:
+            if page.covers(position):
+                return page
+        return None
+
+    async def _load(self, lane: Lane, position: int) -> Page:
         last_offset = self._log.last_offset
-        page = self._cache.get(number)
-        if page is not None and page.end >= min(last_offset, self._last_of(number)):
-            self._cache.move_to_end(number)
-            return page
-        loading = self._loading.get(number)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(number, last_offset))
-            self._loading[number] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(number, None))
-        return await asyncio.shield(loading)
-
-    def _last_of(self, number: int) -> int:
-        return (number + 1) * self.size
-
-    async def _load(self, number: int, last_offset: int) -> Page:
-        last = self._last_of(number)
-        rows = await self._log.read(number * self.size, self.size)
-        if rows and rows[-1].offset > last:  # the page was trimmed: rows of the next pages
-            rows = [row for row in rows if row.offset <= last]
-        end = max(min(last_offset, last), rows[-1].offset if rows else 0)
-        page = Page(number, rows, end)
-        self._cache[number] = page
-        self._cache.move_to_end(number)
-        while len(self._cache) > self._keep:
+        try:
+            rows = await self._log.read(lane.organisation, lane.kinds, position, self._size)
+        finally:
+            del self._loading[lane]
+        end = rows[-1].offset if len(rows) == self._size else last_offset
+        page = Page(position, max(end, position), rows)
+        pages = self._cache.setdefault(lane, [])
+        pages.append(page)
+        del pages[: -self._keep]
+        self._cache.move_to_end(lane)
+        while len(self._cache) > self._lanes:
             self._cache.popitem(last=False)
         return page

@@ -1,71 +1,117 @@
-"""One stream's delivery loop and its state machine.
+"""One stream's delivery loop: next batch → send until done or failed → acknowledge.
 
-    Pending ──start──► Running ──fatal, retries exhausted, fail fast──► Error
-                         │  ▲                                             │
-                    pause│  │resume                                restart│
-                         ▼  │                                             ▼
-                        Paused                                         Running
+The next batch is either the dead letters queued for replay (``Replay``) or the stream's next
+records from its lane of the log (``LogBatch``): its organisation's records of its kinds that
+pass its filters, up to its ``size``. When that many wait, the batch goes at once. Otherwise it
+waits for more while records keep arriving, and goes once the log is quiet (no appends for
+``linger``) or once it has waited ``max_wait``; a destination with a linger of its own (S3's
+rotation) waits just that long. A waiting batch is read again only when enough records of
+its organisation may have arrived to fill it.
 
-The loop reads from the stream's position, keeps its organisation's records of its kinds that
-pass its filters, batches up to the stream's ``size`` (waiting ``linger`` for a batch to fill
-when the log is quiet), sends, and moves the position only once the destination acknowledged.
-Retryable failures are retried with backoff until the retry window closes; then, or on a fatal
-failure, or on any failure of the first send after a create or restart (fail fast), the stream
-goes to Error and stops. Only this stream stops; its records stay in the log.
+A send is retried with backoff while the destination's failures are retryable and the retry
+window is open; records refused for good become dead letters. The stream's position moves
+only once the destination acknowledged, and only this worker writes it
+(``Store.commit_position``). A fatal failure, a closed retry window, or any failure of the
+first send after a create or restart (fail fast) ends ``run`` with that error; the engine puts
+the stream in Error. Only this stream stops; its records stay in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import islice
 
 import structlog
 
-from connectors.base import Batch, Connector, DeliveryError, RetryableError
-from streamer.fanout.pages import Pages, render_payload
+from connectors.base import Batch, Connector, DeliveryError, RetryableError, SendResult
+from streamer.fanout.pages import Lane, Page, Pages, render_payload
+from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import Log, Row, StreamState
+from streamer.log.base import Log, Position, Row, Store, Stream
 from streamer.metrics import Metrics
+from streamer.spec import StreamSpec
 
-__all__ = ["ERROR", "KINDS_OF_TYPE", "PAUSED", "PENDING", "RUNNING", "StreamWorker", "matcher"]
+__all__ = ["LogBatch", "Replay", "StreamWorker", "selector"]
 
-RUNNING, PAUSED, ERROR, PENDING = 1, 2, 3, 4
-KINDS_OF_TYPE = {1: (1,), 2: (0,), 3: (0, 1)}  # data_stream_type id → log kinds (0 event, 1 usage)
-KIND_NAMES = ("event", "usage")
 _log = structlog.get_logger("streamer.fanout")
+Selector = Callable[[Row], bool] | None
 
 
-def matcher(state: StreamState) -> Callable[[Row], bool]:
-    """Which log rows belong to the stream: its organisation, its kinds, its event filters."""
-    spec = state.spec
-    kinds = KINDS_OF_TYPE[spec["data_stream_type"]["id"]]
-    organisation = state.organisation
-    filters = {f["field"]: frozenset(f["value"]) for f in spec.get("filters") or ()}
-    event_types = filters.get("event_type_id")
-    alerts = filters.get("alert")
+def selector(spec: StreamSpec) -> Selector:
+    """Which rows of its lane the stream wants; ``None``: every one (no filters)."""
+    event_types = spec.accepted("event_type_id")
+    alerts = spec.accepted("alert")
+    if event_types is None and alerts is None:
+        return None
 
-    def matches(row: Row) -> bool:
-        if row.organisation != organisation or row.kind not in kinds:
-            return False
-        if row.kind == 1:
+    def selected(row: Row) -> bool:
+        if row.event_type is None:  # usage: filters apply to events only
             return True
         return (event_types is None or row.event_type in event_types) and (
             alerts is None or row.alert in alerts
         )
 
-    return matches
+    return selected
 
 
 @dataclass(slots=True)
-class _Collected:
+class LogBatch:
+    """The stream's next records; acknowledged, the position moves to ``upto``."""
+
     batch: Batch
-    rows: list[Row]  # the canonical records behind the payloads, for dead letters
-    upto: int | None  # the stream's position once acknowledged; None for a dead-letter replay
-    letters: list[int] | None = None  # the dead letters this batch sends again
+    rows: list[Row]
+    upto: int
+
+
+@dataclass(slots=True)
+class Replay:
+    """Dead letters sent again; acknowledged, they are dropped."""
+
+    batch: Batch
+    rows: list[Row]
+    letters: list[int]
+
+
+class _Cut:
+    """A log batch being cut: the stream's records after a position, up to ``size``, never
+    past ``stop_at`` (the end of a stable batch cut before a crash)."""
+
+    def __init__(self, position: Position, size: int) -> None:
+        inflight = position.inflight
+        self.position = position.offset
+        self.stop_at = inflight if inflight is not None and inflight > position.offset else None
+        self.size = size
+        self.rows: list[Row] = []
+        self.payloads: list[bytes] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.rows) >= self.size or (
+            self.stop_at is not None and self.position >= self.stop_at
+        )
+
+    def take(self, page: Page, selected: Selector, connector: Connector) -> None:
+        """Take what the stream wants of ``page`` after the position; move the position."""
+        rows = page.rows
+        start = bisect.bisect_right(rows, self.position, key=_offset)
+        limit = page.end if self.stop_at is None else min(page.end, self.stop_at)
+        stop = bisect.bisect_right(rows, limit, key=_offset)
+        wanted = self.size - len(self.rows)
+        picked: Sequence[int] = (
+            range(start, min(stop, start + wanted))
+            if selected is None
+            else list(islice((i for i in range(start, stop) if selected(rows[i])), wanted))
+        )
+        self.rows += [rows[i] for i in picked]
+        self.payloads += [page.payload(i, connector.rendering) for i in picked]
+        full = len(picked) == wanted
+        self.position = rows[picked[-1]].offset if full else max(self.position, limit)
 
 
 class _Failed(Exception):
@@ -77,250 +123,330 @@ class _Stopped(Exception):
     """The service is shutting down while a batch waits for its next try: not a failure."""
 
 
+@dataclass(slots=True)
+class _Tries:
+    """How a send has fared so far."""
+
+    since: float | None = None  # monotonic time of the first failure
+    count: int = 0
+
+
 class StreamWorker:
-    """Delivers one stream; ``run`` returns when the stream goes to Error or is stopped."""
+    """Delivers one stream until it is stopped or fails."""
 
     def __init__(
         self,
-        state: StreamState,
+        stream: Stream,
         connector: Connector,
         *,
         log: Log,
+        store: Store,
         pages: Pages,
-        appended: Callable[[], asyncio.Event],
+        quiet: Quiet | None,
         policy: RetryPolicy,
         metrics: Metrics,
-        size: int,
-        linger_secs: float,
+        max_wait_secs: float,
         fail_fast: bool,
     ) -> None:
-        self.state = state
+        """``quiet``: send a partial batch once the log is quiet (``None``: only after
+        ``max_wait_secs``)."""
+        self.stream = stream
         self.connector = connector
         self._log = log
+        self._store = store
         self._pages = pages
-        self._appended = appended
         self._policy = policy
         self._metrics = metrics
-        self._size = size
-        self._linger = linger_secs
+        self._size = connector.max_batch
+        self._quiet = quiet
+        self._max_wait = max_wait_secs
         self._fail_fast = fail_fast
-        self._matches = matcher(state)
-        self._label = str(state.id)
-        self.stopping = False
-        self.replaying = True  # look for dead letters queued for replay first
-        self._saving: asyncio.Future[None] | None = None
+        self._lane = Lane(stream.organisation, stream.spec.kinds)
+        self._selected = selector(stream.spec)
+        self._label = str(stream.id)
+        self._wake = asyncio.Event()
+        self._arrived = 0  # records of the organisation appended since the last read
+        self._wanted = 1  # how many of them wake the worker
+        self._unread = True  # records may wait that no read has seen (at start, after a full cut)
+        self._stopping = False
+        self._replaying = True  # look for dead letters queued for replay first
+        self._committing: asyncio.Future[None] | None = None
 
-    async def run(self) -> None:
-        """Deliver until stopped (``stopping`` set, or cancelled) or until the stream fails."""
-        self.state.status = RUNNING
-        self.state.error = None
-        await self._save()
+    @property
+    def stopping(self) -> bool:
+        """``stop`` was called."""
+        return self._stopping
+
+    def arrived(self, count: int) -> None:
+        """``count`` records of the stream's organisation were appended."""
+        self._arrived += count
+        if self._arrived >= self._wanted:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the send in flight, then return."""
+        self._stopping = True
+        self._wake.set()
+
+    def replay(self) -> None:
+        """Dead letters were queued: send them before the next records."""
+        self._replaying = True
+        self._wake.set()
+
+    async def run(self) -> DeliveryError | None:
+        """Deliver until stopped; return the error that ended delivery, if one did."""
         try:
-            while not self.stopping:
-                collected = await self._collect()
-                if collected is not None:
-                    await self._deliver(collected)
+            while not self._stopping:
+                batch = await self._next_batch()
+                if batch is not None:
+                    result, rejected = await self._send(batch)
+                    await self._acknowledge(batch, result, rejected)
         except _Failed as failed:
-            await self._fail(failed.error)
+            await self._commit_failure(failed.error)
+            return failed.error
         except _Stopped:
             pass
         finally:
-            if self._saving is not None:
-                await self._saving
+            if self._committing is not None:
+                await self._committing
+        return None
 
-    async def _collect(self) -> _Collected | None:
-        if self.replaying:
+    # -- the next batch ----------------------------------------------------------------------
+
+    async def _next_batch(self) -> LogBatch | Replay | None:
+        if self._replaying:
             replay = await self._replay()
             if replay is not None:
                 return replay
-            self.replaying = False
-        payloads: list[bytes] = []
-        picked: list[Row] = []
-        position = self.state.cursor
-        inflight = self.state.inflight  # a stable batch cut before a crash: cut it there again
-        stop_at = inflight if inflight is not None and inflight > position else None
-        linger_until: float | None = None
-        rendering = self.connector.rendering
-        while len(payloads) < self._size and (stop_at is None or position < stop_at):
-            appended = self._appended()
-            if position >= self._log.last_offset:
-                if not payloads:
-                    if position > self.state.cursor:  # only other streams' records: skip them
-                        self.state.cursor = position
-                        await self._save()
-                    self._report_pending()
-                    await appended.wait()
-                    if self.stopping or self.replaying:  # dead letters queued meanwhile
-                        return None
-                    continue
-                now = time.monotonic()
-                linger_until = linger_until or now + self._linger
-                if now >= linger_until:
-                    break
-                try:
-                    await asyncio.wait_for(appended.wait(), linger_until - now)
-                except TimeoutError:
-                    break
-                continue
-            page = await self._pages.page_after(position)
-            rows = page.rows
-            start = bisect.bisect_right(rows, position, key=_offset)
-            for index in range(start, len(rows)):
-                row = rows[index]
-                if stop_at is not None and row.offset > stop_at:
-                    position = stop_at
-                    break
-                position = row.offset
-                if self._matches(row):
-                    payloads.append(page.payload(index, rendering))
-                    picked.append(row)
-                    if len(payloads) == self._size:
-                        break
-            else:
-                end = page.end if stop_at is None else min(page.end, stop_at)
-                position = max(position, end)
-        if not picked:  # the batch cut before the crash held only others' records
-            self.state.cursor, self.state.inflight = position, None
-            await self._save()
-            return None
-        key = f"{self.state.id}-{picked[0].offset}-{picked[-1].offset}"
-        return _Collected(_batch(key, payloads, picked), picked, position)
+            self._replaying = False
+        return await self._collect()
 
-    async def _replay(self) -> _Collected | None:
+    async def _replay(self) -> Replay | None:
         """The next dead letters queued for replay, as one batch."""
-        letters = await self._log.dead_letters(self.state.id, queued_only=True, limit=self._size)
+        stream = self.stream
+        letters = await self._store.dead_letters(stream.id, queued_only=True, limit=self._size)
         if not letters:
             return None
         rendering = self.connector.rendering
-        rows = [
-            Row(dl.offset, dl.kind, self.state.organisation, None, None, dl.body) for dl in letters
-        ]
+        rows = [Row(dl.offset, dl.kind, stream.organisation, None, None, dl.body) for dl in letters]
         payloads = [render_payload(row.kind, row.body, rendering) for row in rows]
-        key = f"{self.state.id}-dead-{letters[0].id}-{letters[-1].id}"
-        return _Collected(_batch(key, payloads, rows), rows, None, [dl.id for dl in letters])
+        key = f"{stream.id}-dead-{letters[0].id}-{letters[-1].id}"
+        return Replay(_batch(key, payloads, rows), rows, [dl.id for dl in letters])
 
-    async def _deliver(self, collected: _Collected) -> None:
-        if self.connector.stable_batches and collected.upto is not None:
-            self.state.inflight = collected.upto
-            await self._save()
-        batch = collected.batch
-        rows = collected.rows
+    async def _collect(self) -> LogBatch | None:
+        """The stream's next records; ``None`` when stopped, or when dead letters were
+        queued while it waited."""
+        cut = _Cut(self.stream.position, self._size)
+        await self._fill(cut)
+        if not cut.rows and not cut.done:  # nothing waits: sleep until records arrive
+            await self._skip_to(cut.position)
+            self._report_pending()
+            self._wake.clear()
+            if self._stopping or self._replaying:
+                return None
+            self._want(1)
+            await self._wake.wait()
+            if self._stopping or self._replaying:
+                return None
+        if not cut.done:
+            await self._wait_to_fill(cut)
+        if not cut.rows:
+            await self._skip_to(cut.position)
+            return None
+        key = f"{self.stream.id}-{cut.rows[0].offset}-{cut.rows[-1].offset}"
+        return LogBatch(_batch(key, cut.payloads, cut.rows), cut.rows, cut.position)
+
+    async def _fill(self, cut: _Cut) -> None:
+        """Read what the stream wants after the cut's position, until the cut is done or has
+        everything committed before this call (what arrives meanwhile is counted for the next
+        call). No read when nothing of the organisation arrived since the last one read
+        everything."""
+        if not self._unread and self._arrived == 0:
+            return
+        self._arrived = 0
+        committed = self._log.last_offset
+        while not cut.done and cut.position < committed:
+            page = await self._pages.page_after(self._lane, cut.position)
+            cut.take(page, self._selected, self.connector)
+        self._unread = cut.done  # a full batch may leave more behind
+
+    async def _wait_to_fill(self, cut: _Cut) -> None:
+        """Let the batch fill while records keep arriving: read when it may be full, and
+        once more when the log is quiet or the batch has waited ``max_wait``."""
+        deadline = time.monotonic() + self._max_wait
+        while not cut.done:
+            if self._may_wait(deadline):
+                await self._wait_for_more(cut, deadline)
+            last = not self._may_wait(deadline)
+            await self._fill(cut)
+            if last:
+                return
+
+    def _may_wait(self, deadline: float) -> bool:
+        quiet = self._quiet
+        return (
+            not self._stopping
+            and time.monotonic() < deadline
+            and (quiet is None or not quiet.is_quiet())
+        )
+
+    async def _wait_for_more(self, cut: _Cut, deadline: float) -> None:
+        """Until enough records arrived to fill the batch, the log is quiet, or ``deadline``."""
+        self._wake.clear()
+        self._want(self._size - len(cut.rows))
+        quiet = self._quiet
+        if quiet is not None:
+            quiet.call_when_quiet(self._wake.set)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), deadline - time.monotonic())
+        finally:
+            if quiet is not None:
+                quiet.cancel(self._wake.set)
+
+    async def _skip_to(self, position: int) -> None:
+        """Move past records the stream's filters leave out."""
+        if position > self.stream.position.offset:
+            await self._commit(replace(self.stream.position, offset=position, inflight=None))
+
+    def _want(self, count: int) -> None:
+        """Be woken once ``count`` records of the organisation arrived since the last read."""
+        self._wanted = count
+        if self._arrived >= count:
+            self._wake.set()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send(self, batch: LogBatch | Replay) -> tuple[SendResult, list[tuple[Row, str]]]:
+        """Send until every record is accepted or refused for good; return the last answer
+        and the refused records with their reasons."""
+        if isinstance(batch, LogBatch) and self.connector.stable_batches:
+            await self._commit(replace(self.stream.position, inflight=batch.upto))
+        sending, rows = batch.batch, batch.rows
         rejected: list[tuple[Row, str]] = []
+        tries = _Tries()
         started = time.monotonic()
-        failing_since: float | None = None
-        attempt = 0
         while True:
-            try:
-                result = await self.connector.send(batch)
-            except RetryableError as error:
-                self._metrics.failed.labels(self._label).inc(len(batch.payloads))
-                failing_since = failing_since or time.monotonic()
-                await self._back_off(error, failing_since, attempt)
-                self._metrics.retried.labels(self._label).inc(len(batch.payloads))
-                attempt += 1
+            result = await self._try(sending, tries)
+            if result is None:
                 continue
-            except DeliveryError as error:
-                self._metrics.failed.labels(self._label).inc(len(batch.payloads))
-                raise _Failed(error) from None
-            rejected.extend((rows[index], reason) for index, reason in result.rejected)
-            if len(result.retry) < len(batch.payloads):
-                self._fail_fast = False  # something went through: not a failure to deliver at all
+            rejected += [(rows[index], reason) for index, reason in result.rejected]
+            if len(result.retry) < len(sending.payloads):
+                self._fail_fast = False  # something went through: not a failure to deliver
             if not result.retry:
-                break
-            retry = RetryableError(f"{len(result.retry)} records were not accepted")
+                elapsed = time.monotonic() - started
+                self._metrics.batch_seconds.labels(self._label).observe(elapsed)
+                return result, rejected
             self._metrics.failed.labels(self._label).inc(len(result.retry))
-            failing_since = failing_since or time.monotonic()
-            await self._back_off(retry, failing_since, attempt)
+            retry = RetryableError(f"{len(result.retry)} records were not accepted")
+            await self._back_off(retry, tries)
             rows = [rows[i] for i in result.retry]
-            batch = _batch(batch.key, [batch.payloads[i] for i in result.retry], rows)
+            sending = _batch(sending.key, [sending.payloads[i] for i in result.retry], rows)
+            self._metrics.retried.labels(self._label).inc(len(rows))
+
+    async def _try(self, batch: Batch, tries: _Tries) -> SendResult | None:
+        """One send; ``None`` after a retryable failure (backed off already)."""
+        try:
+            return await self.connector.send(batch)
+        except RetryableError as error:
+            self._metrics.failed.labels(self._label).inc(len(batch.payloads))
+            await self._back_off(error, tries)
             self._metrics.retried.labels(self._label).inc(len(batch.payloads))
-            attempt += 1
+            return None
+        except DeliveryError as error:
+            self._metrics.failed.labels(self._label).inc(len(batch.payloads))
+            raise _Failed(error) from None
+
+    async def _back_off(self, error: RetryableError, tries: _Tries) -> None:
+        """Sleep before the next try, or raise ``_Failed`` when no try is left."""
+        if self._stopping:
+            raise _Stopped
+        now = time.monotonic()
+        tries.since = tries.since or now
+        remaining = self._policy.window_secs - (now - tries.since)
+        if self._fail_fast or remaining <= 0 or (error.retry_after or 0) > remaining:
+            raise _Failed(error)  # a destination's Retry-After is never cut short
+        delay = min(self._policy.delay(tries.count, error.retry_after), remaining)
+        tries.count += 1
+        _log.info(
+            "send failed, retrying",
+            stream=self.stream.id,
+            error=error.message,
+            http_status=error.http_status,
+            retry_in_secs=round(delay, 3),
+        )
+        await asyncio.sleep(delay)
+
+    # -- acknowledging -----------------------------------------------------------------------
+
+    async def _acknowledge(
+        self, batch: LogBatch | Replay, result: SendResult, rejected: list[tuple[Row, str]]
+    ) -> None:
         self._fail_fast = False
         if rejected:
             await self._dead_letter(rejected)
-        if collected.letters is not None:  # sent again: gone, unless refused once more
+        position = self.stream.position
+        if isinstance(batch, Replay):  # sent again: gone, unless refused once more
             refused = {row.offset for row, _ in rejected}
-            await self._log.drop_dead_letters(
-                [
-                    i
-                    for i, row in zip(collected.letters, collected.rows, strict=True)
-                    if row.offset not in refused
-                ]
-            )
-        delivered = len(collected.batch.payloads) - len(rejected)
-        state = self.state
-        if collected.upto is not None:
-            state.cursor = collected.upto
-            state.inflight = None
-        state.delivered += delivered
-        state.last_delivery_at = _now()
-        state.last_result_code = result.http_status
+            sent = zip(batch.letters, batch.rows, strict=True)
+            await self._store.drop_dead_letters([i for i, r in sent if r.offset not in refused])
+        else:
+            position = replace(position, offset=batch.upto, inflight=None)
+        delivered = len(batch.rows) - len(rejected)
+        self.stream.position = replace(
+            position,
+            delivered=position.delivered + delivered,
+            last_delivery_at=_now(),
+            last_result_code=result.http_status,
+        )
         self._metrics.delivered.labels(self._label).inc(delivered)
-        self._metrics.batch_seconds.labels(self._label).observe(time.monotonic() - started)
         self._report_pending()
-        await self._save_behind()
+        await self._commit_behind()
 
     async def _dead_letter(self, rejected: list[tuple[Row, str]]) -> None:
         """Keep what the destination refused for good, with its reason, for a later replay."""
         _log.warning(
             "records refused by the destination, kept as dead letters",
-            stream=self.state.id,
+            stream=self.stream.id,
             count=len(rejected),
             first_reason=rejected[0][1],
         )
-        await self._log.add_dead_letters(
-            self.state.id, [(row.offset, row.kind, row.body, reason) for row, reason in rejected]
-        )
+        letters = [(row.offset, row.kind, row.body, reason) for row, reason in rejected]
+        await self._store.add_dead_letters(self.stream.id, letters)
         self._metrics.dead_lettered.labels(self._label).inc(len(rejected))
 
-    async def _back_off(self, error: RetryableError, failing_since: float, attempt: int) -> None:
-        """Sleep before the next try, or raise ``_Failed`` when no try is left."""
-        if self.stopping:
-            raise _Stopped
-        remaining = self._policy.window_secs - (time.monotonic() - failing_since)
-        if self._fail_fast or remaining <= 0 or (error.retry_after or 0) > remaining:
-            raise _Failed(error)  # a destination's Retry-After is never cut short
-        delay = self._policy.delay(attempt, error.retry_after)
-        _log.info(
-            "send failed, retrying",
-            stream=self.state.id,
+    async def _commit_failure(self, error: DeliveryError) -> None:
+        _log.warning(
+            "stream failed",
+            stream=self.stream.id,
             error=error.message,
             http_status=error.http_status,
-            retry_in_secs=round(min(delay, remaining), 3),
         )
-        await asyncio.sleep(min(delay, remaining))
-
-    async def _fail(self, error: DeliveryError) -> None:
-        state = self.state
-        state.status = ERROR
-        state.error = {"message": error.message, "http_status": error.http_status, "at": _now()}
         if error.http_status is not None:
-            state.last_result_code = error.http_status
-        _log.warning(
-            "stream failed", stream=state.id, error=error.message, http_status=error.http_status
-        )
-        await self._save()
+            await self._commit(replace(self.stream.position, last_result_code=error.http_status))
 
     def _report_pending(self) -> None:
-        self._metrics.pending.labels(self._label).set(self._log.last_offset - self.state.cursor)
+        pending = self._log.last_offset - self.stream.position.offset
+        self._metrics.pending.labels(self._label).set(pending)
 
-    async def _save(self) -> None:
-        if self._saving is not None:
-            await self._saving
-            self._saving = None
-        self._metrics.status.labels(self._label).set(self.state.status)
-        await self._log.save_stream(self.state)
+    async def _commit(self, position: Position) -> None:
+        if self._committing is not None:
+            await self._committing
+            self._committing = None
+        self.stream.position = position
+        await self._store.commit_position(self.stream.id, position)
 
-    async def _save_behind(self) -> None:
+    async def _commit_behind(self) -> None:
         """Write the new position while the next batch is read and sent: at most one write
         in flight, so after a crash at most the batch before it is sent again."""
-        if self._saving is not None:
-            await self._saving
-        self._saving = asyncio.ensure_future(self._log.save_stream(self.state))
+        if self._committing is not None:
+            await self._committing
+        commit = self._store.commit_position(self.stream.id, self.stream.position)
+        self._committing = asyncio.ensure_future(commit)
 
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
-    return Batch(key, payloads, [KIND_NAMES[row.kind] for row in rows], [r.offset for r in rows])
+    return Batch(key, payloads, [row.kind.value for row in rows], [row.offset for row in rows])
 
 
 def _offset(row: Row) -> int:

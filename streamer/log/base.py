@@ -1,20 +1,32 @@
-"""The durable log and the state store, as the rest of the service sees them.
+"""The record log and the state store, as the rest of the service sees them.
 
-Two backends implement these: SQLite (the embedded default) and NATS JetStream (distributed).
-Nothing outside ``streamer.log`` knows which one runs.
+Two interfaces, each implemented by SQLite (the embedded default) and, later, NATS JetStream:
+
+- ``Log``: records. Appended in groups, read back as one organisation's records of some kinds
+  after a position. Every record has an offset, and each organisation's records of one kind
+  form a lane that a reader can follow without touching any other organisation's records (on
+  JetStream: subjects ``records.<organisation>.<kind>`` in one stream, the offset being the
+  stream sequence, read by a consumer filtered on the lane's subjects).
+- ``Store``: data streams (their definition and status, written by the fan-out engine only),
+  their positions (written by the stream's worker only, through ``commit_position``), dead
+  letters and tokens (on JetStream: key-value buckets and each stream's durable consumer).
 
 Guarantees every backend gives:
 - ``append`` returns only after the entries are durably stored, all of them or none;
-- offsets are positive, increase by one per entry in append order and are never reused, even
-  after the entries are trimmed;
-- ``read`` returns entries in offset order; the state store's writes are durable on return.
+- offsets are positive, increase in append order and are never reused, even after the entries
+  are trimmed;
+- ``read`` returns entries in offset order; the store's writes are durable on return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from enum import IntEnum
+from typing import NamedTuple, Protocol, TypedDict
+
+from schemas import Kind
+from streamer.spec import StreamSpec
 
 __all__ = [
     "DeadLetter",
@@ -22,8 +34,12 @@ __all__ = [
     "Log",
     "LogError",
     "LogFullError",
+    "Position",
     "Row",
-    "StreamState",
+    "Store",
+    "Stream",
+    "StreamError",
+    "StreamStatus",
     "TokenRow",
 ]
 
@@ -39,7 +55,7 @@ class LogFullError(LogError):
 class Entry(NamedTuple):
     """One record to append: its routing facts and its canonical JSON bytes."""
 
-    kind: int  # 0 event, 1 usage
+    kind: Kind
     organisation: int
     event_type: int | None
     alert: int | None  # 0/1, events only
@@ -50,30 +66,55 @@ class Row(NamedTuple):
     """One stored record with its offset."""
 
     offset: int
-    kind: int
+    kind: Kind
     organisation: int
     event_type: int | None
     alert: int | None
     body: bytes
 
 
-@dataclass(slots=True)
-class StreamState:
-    """A data stream as stored: its definition (API body) and its delivery state."""
+class StreamStatus(IntEnum):
+    """A data stream's status; the values are the API's status ids."""
 
-    id: int
-    organisation: int
-    spec: dict[str, Any]
-    status: int
-    error: dict[str, Any] | None
-    cursor: int
-    delivered: int
-    last_delivery_at: str | None
-    last_result_code: int | None
-    created_at: str
+    RUNNING = 1
+    PAUSED = 2
+    ERROR = 3
+    PENDING = 4
+
+
+class StreamError(TypedDict):
+    """Why a stream is in Error."""
+
+    message: str
+    http_status: int | None
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """How far a stream got: every record of it up to ``offset`` is acknowledged."""
+
+    offset: int
+    delivered: int = 0
+    last_delivery_at: str | None = None
+    last_result_code: int | None = None
     inflight: int | None = None
     """For stable batches: the last offset the batch being sent covers, stored before it is
     sent, so the batch after a crash is cut at the same place."""
+
+
+@dataclass(slots=True)
+class Stream:
+    """A data stream: its definition and status (the engine's to write) and its position
+    (its worker's to write)."""
+
+    id: int
+    organisation: int
+    spec: StreamSpec
+    status: StreamStatus
+    error: StreamError | None
+    created_at: str
+    position: Position
 
 
 class DeadLetter(NamedTuple):
@@ -81,7 +122,7 @@ class DeadLetter(NamedTuple):
 
     id: int
     offset: int
-    kind: int
+    kind: Kind
     body: bytes  # canonical JSON, kept here so retention never takes it
     reason: str
     at: str
@@ -98,7 +139,7 @@ class TokenRow(NamedTuple):
 
 
 class Log(Protocol):
-    """Records in, records out by offset, plus the small state of streams and tokens."""
+    """Records in; one organisation's records of some kinds out, by offset."""
 
     async def append(self, entries: Sequence[Entry]) -> int:
         """Store ``entries`` durably in one go; return the offset of the last one."""
@@ -109,13 +150,16 @@ class Log(Protocol):
         """The newest committed offset: every retained record up to it can be read."""
         ...
 
-    async def read(self, after: int, limit: int) -> list[Row]:
-        """Up to ``limit`` rows with offsets greater than ``after``, in order."""
+    async def read(
+        self, organisation: int, kinds: Collection[Kind], after: int, limit: int
+    ) -> list[Row]:
+        """Up to ``limit`` records of ``organisation`` and ``kinds`` with offsets greater than
+        ``after``, in offset order. Fewer than ``limit``: these are all of them up to the
+        ``last_offset`` seen before the call."""
         ...
 
-    async def pending(self, after: int, organisation: int, kinds: Sequence[int]) -> int:
-        """How many records of ``organisation`` and ``kinds`` (0 event, 1 usage) come after
-        offset ``after``."""
+    async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
+        """How many records of ``organisation`` and ``kinds`` come after offset ``after``."""
         ...
 
     async def bounds(self) -> tuple[int, int]:
@@ -126,22 +170,36 @@ class Log(Protocol):
         """Drop records appended more than ``older_than_secs`` ago; return how many."""
         ...
 
-    async def create_stream(
-        self, organisation: int, spec: dict[str, Any], cursor: int
-    ) -> StreamState:
-        """Store a new stream, status Pending, positioned after ``cursor``."""
+    async def aclose(self) -> None:
+        """Finish pending writes and close."""
         ...
 
-    async def streams(self) -> list[StreamState]: ...
 
-    async def save_stream(self, state: StreamState) -> None:
-        """Write ``state`` (spec, status, error, cursor and counters) back."""
+class Store(Protocol):
+    """Data streams, their positions, dead letters and tokens."""
+
+    async def create_stream(self, organisation: int, spec: StreamSpec, offset: int) -> Stream:
+        """Store a new stream, status Pending, positioned after ``offset``."""
+        ...
+
+    async def streams(self) -> list[Stream]: ...
+
+    async def define_stream(self, stream_id: int, spec: StreamSpec) -> None:
+        """Replace the stream's definition."""
+        ...
+
+    async def set_status(
+        self, stream_id: int, status: StreamStatus, error: StreamError | None
+    ) -> None: ...
+
+    async def commit_position(self, stream_id: int, position: Position) -> None:
+        """Record how far the stream got; the only write its worker makes."""
         ...
 
     async def delete_stream(self, stream_id: int) -> None: ...
 
     async def add_dead_letters(
-        self, stream_id: int, letters: Sequence[tuple[int, int, bytes, str]]
+        self, stream_id: int, letters: Sequence[tuple[int, Kind, bytes, str]]
     ) -> None:
         """Keep ``(offset, kind, canonical body, reason)`` records the destination refused;
         a record kept already gets the new reason and waits for the next replay."""

@@ -24,7 +24,7 @@ from streamer.api.legacy import v2_body
 from streamer.api.services import SERVICES
 from streamer.api.streams import validate_spec
 from streamer.logs import mask_secrets
-from streamer.spec import masked
+from streamer.spec import Ref, masked
 from tests.api.conftest import StartService
 from tests.api.harness import (
     ADMIN,
@@ -395,7 +395,7 @@ def test_every_type_validates_and_masks(kind: str) -> None:
     """The representation layer alone: the documented v2 body and its v1 counterpart are
     valid, keep their secrets in the stored form and show them masked."""
     body, destination, (api_type, _) = v2_examples(RECEIVER)[kind]
-    stored = validate_spec(body)
+    stored = validate_spec(body).model_dump(mode="json")
     assert masked(stored)["destination"] == destination
     for key in SECRET_KEYS:
         if key in destination["credentials"]:
@@ -403,7 +403,7 @@ def test_every_type_validates_and_masks(kind: str) -> None:
             assert stored["destination"]["credentials"][key] == sent
 
     v1_body, v1_destination = v1_examples(RECEIVER)[api_type]
-    stored = validate_spec(v2_body(v1_body))
+    stored = validate_spec(v2_body(v1_body)).model_dump(mode="json")
     assert masked(stored)["destination"] == v1_destination
     assert stored["format_version"] == "migrated"
     credentials = stored["destination"]["credentials"]
@@ -826,7 +826,7 @@ async def test_patch_cannot_move_a_stream_to_another_organisation(
     assert answer.status in (403, 422), answer.text
     stored = service.app[SERVICES].fanout.get(stream_id)
     assert stored is not None
-    assert stored.spec["organisation"] == {"id": 1}
+    assert stored.spec.organisation == Ref(id=1)
 
 
 # --- changing, pausing, filtering, restarting -----------------------------------------------------

@@ -22,12 +22,11 @@ from connectors.base import Batch, Rendering, SendResult
 from schemas import Kind, Record, Version, dumps
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
-from streamer.fanout.worker import RUNNING
-from streamer.log.base import Entry, StreamState
+from streamer.log.base import Entry, Stream, StreamStatus
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.simulate import Fleet
-from streamer.spec import StreamSpec
+from streamer.spec import RestApiCredentials, StreamSpec
 
 FAST = RetryPolicy(window_secs=5.0, base_secs=0.01, cap_secs=0.05)
 
@@ -147,8 +146,8 @@ def stream_spec(
     filters: Sequence[dict[str, Any]] = (),
     version: str = "new",
     historic: bool = False,
-) -> dict[str, Any]:
-    """A valid stored stream definition, built through ``StreamSpec``."""
+) -> StreamSpec:
+    """A valid stream definition."""
     return StreamSpec.model_validate(
         {
             "name": name,
@@ -161,7 +160,7 @@ def stream_spec(
             "format_version": version,
             "stream_historic_data": historic,
         }
-    ).model_dump(mode="json")
+    )
 
 
 class Harness:
@@ -173,21 +172,32 @@ class Harness:
         log: SqliteLog,
         policy: RetryPolicy = FAST,
         destinations: defaultdict[str, Destination] | None = None,
+        linger_secs: float = 0.0,
+        max_wait_secs: float = 0.0,
     ) -> None:
         self.log = log
         self.destinations = destinations if destinations is not None else defaultdict(Destination)
         self.metrics = Metrics()
         self.fanout = Fanout(
-            log, self._connector, policy=policy, metrics=self.metrics, linger_secs=0.0
+            log,
+            log,
+            self._connector,
+            policy=policy,
+            metrics=self.metrics,
+            linger_secs=linger_secs,
+            max_wait_secs=max_wait_secs,
         )
         self.fleet = Fleet(seed=7, organisations=3)
         self.stored: list[Stored] = []
+        self.last_append_at = float("-inf")  # monotonic time the engine last heard of records
         self._random = random.Random(7)
 
-    def _connector(self, spec: dict[str, Any]) -> FakeConnector:
-        rendering = Rendering(Version(spec["format_version"]))
-        size = spec["destination"]["credentials"]["size"]
-        return FakeConnector(self.destinations[spec["name"]], rendering, size)
+    def _connector(self, spec: StreamSpec, stream_id: int | None) -> FakeConnector:
+        credentials = spec.destination.credentials
+        assert isinstance(credentials, RestApiCredentials)
+        assert spec.name is not None
+        rendering = Rendering(spec.format_version)
+        return FakeConnector(self.destinations[spec.name], rendering, credentials.size)
 
     def __getitem__(self, name: str) -> Destination:
         return self.destinations[name]
@@ -207,7 +217,8 @@ class Harness:
             records.append((kind, record))
         entries = [_entry(kind, record) for kind, record in records]
         last = await self.log.append(entries)
-        self.fanout.notify()
+        self.last_append_at = time.monotonic()
+        self.fanout.notify(entries)
         first = last - len(entries) + 1
         appended = [
             Stored(first + i, kind, record["organisation"]["id"], record, entry.body)
@@ -230,27 +241,26 @@ class Harness:
         assert not self.fanout.streams()
         ids = []
         for name, organisation, spec in streams:
-            state = await self.log.create_stream(
+            stream = await self.log.create_stream(
                 organisation, stream_spec(name, **spec), self.log.last_offset
             )
-            state.status = RUNNING
-            await self.log.save_stream(state)
-            ids.append(state.id)
+            await self.log.set_status(stream.id, StreamStatus.RUNNING, None)
+            ids.append(stream.id)
         await self.fanout.start()
         return ids
 
-    def state(self, stream_id: int) -> StreamState:
+    def state(self, stream_id: int) -> Stream:
         state = self.fanout.get(stream_id)
         assert state is not None
         return state
 
-    async def saved(self, stream_id: int) -> StreamState:
+    async def saved(self, stream_id: int) -> Stream:
         """The stream as the store has it."""
         (state,) = [s for s in await self.log.streams() if s.id == stream_id]
         return state
 
     async def wait_saved(
-        self, stream_id: int, predicate: Callable[[StreamState], bool], timeout: float = 10.0
+        self, stream_id: int, predicate: Callable[[Stream], bool], timeout: float = 10.0
     ) -> None:
         """Return once the stored stream satisfies ``predicate`` (writes may trail a send)."""
         deadline = time.monotonic() + timeout
@@ -269,10 +279,10 @@ class Harness:
 def _entry(kind: Kind, record: Record) -> Entry:
     body = dumps(record, kind, Version.NEW)
     if kind is Kind.USAGE:
-        return Entry(1, record["organisation"]["id"], None, None, body)
+        return Entry(kind, record["organisation"]["id"], None, None, body)
     alert = record.get("alert")
     return Entry(
-        0,
+        kind,
         record["organisation"]["id"],
         record["event_type"]["id"],
         None if alert is None else int(alert),

@@ -21,11 +21,12 @@ from connectors.base import FatalError, RetryableError, SendResult
 from schemas import Kind, Version, dumps
 from streamer.fanout.engine import StreamConflict
 from streamer.fanout.retry import RetryPolicy
-from streamer.fanout.worker import ERROR, PAUSED, RUNNING
+from streamer.log.base import StreamStatus
 from streamer.log.sqlite import SqliteLog
-from tests.fanout.doubles import Block, Harness, Stored, wait_for
+from tests.fanout.doubles import Block, Harness, Stored, stream_spec, wait_for
 
 USAGE_ONLY, EVENTS_ONLY, BOTH = 1, 2, 3
+RUNNING, PAUSED, ERROR = StreamStatus.RUNNING, StreamStatus.PAUSED, StreamStatus.ERROR
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ async def test_batches_never_exceed_the_size_and_keep_log_order(h: Harness, size
         assert list(batch.kinds) == [by_offset[o].kind.value for o in batch.offsets]
         assert list(batch.payloads) == [by_offset[o].body for o in batch.offsets]
         assert batch.key == f"{stream}-{batch.offsets[0]}-{batch.offsets[-1]}"
-    assert h.state(stream).delivered == len(expected)
+    assert h.state(stream).position.delivered == len(expected)
 
 
 def _selected(
@@ -139,7 +140,7 @@ async def test_a_stream_gets_its_organisations_records_of_its_kinds_that_pass_it
     await h.append(events=90, usage=60)
     await h.append(events=30, usage=20)
 
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     expected = h.offsets(_selected(kinds, event_types, alerts))
     assert 0 < len(expected) < len(h.stored)
@@ -156,14 +157,16 @@ async def test_the_cursor_moves_only_after_the_destination_acknowledged(h: Harne
     await h.append(usage=5, organisation=1)
 
     await wait_for(lambda: len(h["s"].attempts) == 1)
-    assert h.state(stream).cursor == 0
-    assert (await h.saved(stream)).cursor == 0
-    assert h.state(stream).delivered == 0
+    assert h.state(stream).position.offset == 0
+    assert (await h.saved(stream)).position.offset == 0
+    assert h.state(stream).position.delivered == 0
 
     gate.release.set()
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
     assert h["s"].offsets == h.offsets(of(1))
-    await h.wait_saved(stream, lambda s: s.cursor == h.log.last_offset and s.delivered == 5)
+    await h.wait_saved(
+        stream, lambda s: s.position.offset == h.log.last_offset and s.position.delivered == 5
+    )
 
 
 async def test_a_fatal_error_stops_the_stream_where_it_was(h: Harness) -> None:
@@ -177,15 +180,15 @@ async def test_a_fatal_error_stops_the_stream_where_it_was(h: Harness) -> None:
     await wait_for(lambda: h.state(stream).status == ERROR)
 
     state = h.state(stream)
-    assert state.cursor == acknowledged
+    assert state.position.offset == acknowledged
     assert state.error is not None
     assert state.error["message"] == "401 Unauthorized: bad key"
     assert state.error["http_status"] == 401
-    assert state.last_result_code == 401
+    assert state.position.last_result_code == 401
     assert len(h["s"].attempts) == 2  # a fatal error is not retried
     assert h["s"].offsets == h.offsets(of(1))[:3]
     saved = await h.saved(stream)
-    assert (saved.status, saved.cursor, saved.error) == (ERROR, acknowledged, state.error)
+    assert (saved.status, saved.position.offset, saved.error) == (ERROR, acknowledged, state.error)
     assert h.sample("streamer_stream_status", stream) == ERROR
 
 
@@ -202,7 +205,7 @@ async def test_a_new_stream_fails_fast_on_its_first_send(h: Harness) -> None:
         "http_status": 503,
         "at": h.state(stream).error["at"],  # type: ignore[index]
     }
-    assert h.state(stream).cursor == 0
+    assert h.state(stream).position.offset == 0
 
 
 async def test_retryable_errors_then_success_deliver_every_record_once(h: Harness) -> None:
@@ -216,14 +219,14 @@ async def test_retryable_errors_then_success_deliver_every_record_once(h: Harnes
     )
     await h.append(events=4, usage=6, organisation=1)
 
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     assert h["s"].offsets == h.offsets(of(1))
     attempts = h["s"].attempts
     assert len(attempts) == 4
     assert len({(a.batch.key, tuple(a.batch.payloads)) for a in attempts}) == 1  # same batch
     state = h.state(stream)
-    assert (state.status, state.error, state.delivered) == (RUNNING, None, 10)
+    assert (state.status, state.error, state.position.delivered) == (RUNNING, None, 10)
     assert h.sample("streamer_records_failed_total", stream) == 30
     assert h.sample("streamer_records_retried_total", stream) == 30
     assert h.sample("streamer_records_delivered_total", stream) == 10
@@ -243,7 +246,7 @@ async def test_a_stream_goes_to_error_when_the_retry_window_closes(log: SqliteLo
         assert len(attempts) > 2
         assert attempts[-1].at - attempts[0].at >= policy.window_secs - 0.01
         state = h.state(stream)
-        assert state.cursor == 0
+        assert state.position.offset == 0
         assert state.error is not None
         assert (state.error["message"], state.error["http_status"]) == ("502 Bad Gateway", 502)
         assert h["s"].received == []
@@ -256,7 +259,7 @@ async def test_retry_after_is_honoured(h: Harness) -> None:
     h["s"].script.append(RetryableError("429 Too Many Requests", 429, retry_after=0.3))
     await h.append(usage=2, organisation=1)
 
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     first, second = h["s"].attempts
     assert second.at - first.at >= 0.3 - 0.005  # the backoff alone would be at most 0.01 s
@@ -268,7 +271,7 @@ async def test_a_partial_failure_resends_only_the_listed_records(h: Harness) -> 
     h["s"].script.extend([SendResult(207, retry=[1, 3]), SendResult(207, retry=[0])])
     await h.append(usage=5, organisation=1)
 
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     first, second, third = (attempt.batch for attempt in h["s"].attempts)
     assert second.offsets == [first.offsets[1], first.offsets[3]]
@@ -276,7 +279,7 @@ async def test_a_partial_failure_resends_only_the_listed_records(h: Harness) -> 
     assert third.offsets == [first.offsets[1]]
     assert first.key == second.key == third.key
     assert sorted(h["s"].offsets) == h.offsets(of(1))  # each once
-    assert h.state(stream).delivered == 5
+    assert h.state(stream).position.delivered == 5
 
 
 async def test_records_rejected_before_a_retry_do_not_count_as_delivered(h: Harness) -> None:
@@ -284,10 +287,10 @@ async def test_records_rejected_before_a_retry_do_not_count_as_delivered(h: Harn
     h["s"].script.append(SendResult(207, retry=[0], rejected=[(1, "schema violation")]))
     await h.append(usage=3, organisation=1)
 
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     assert len(h["s"].received) == 2
-    assert h.state(stream).delivered == 2
+    assert h.state(stream).position.delivered == 2
     assert h.sample("streamer_records_delivered_total", stream) == 2
 
 
@@ -309,7 +312,7 @@ async def test_a_paused_stream_keeps_its_records_and_delivers_them_on_resume(h: 
     assert h["paused"].unclosed_senders == []  # its connector was released
 
     await h.fanout.resume(paused)
-    await wait_for(lambda: h.state(paused).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(paused).position.offset == h.log.last_offset)
     assert h["paused"].offsets == h.offsets(of(1))
     assert h.state(paused).status == RUNNING
 
@@ -321,7 +324,7 @@ async def test_resuming_twice_starts_one_worker(h: Harness) -> None:
     await h.fanout.resume(stream)
     await h.fanout.resume(stream)
     await h.append(usage=4, organisation=1)
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
     await h.fanout.stop(5.0)
 
     assert h["s"].offsets == h.offsets(of(1))
@@ -340,7 +343,7 @@ async def test_a_restart_resumes_an_errored_stream_from_its_last_acknowledged_re
     await h.append(usage=2, organisation=1)
 
     await h.fanout.restart(stream)
-    await wait_for(lambda: h.state(stream).cursor == h.log.last_offset)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
 
     assert h["s"].offsets == h.offsets(of(1))  # the failed batch once, nothing twice
     state = h.state(stream)
@@ -382,21 +385,23 @@ async def test_a_service_restart_resumes_what_was_running_from_its_stored_cursor
     await first.append(usage=3, organisation=1)
     await wait_for(
         lambda: (
-            first.state(running).cursor == log.last_offset
-            and first.state(paused).cursor == log.last_offset
+            first.state(running).position.offset == log.last_offset
+            and first.state(paused).position.offset == log.last_offset
             and first.state(failed).status == ERROR
         )
     )
     await first.fanout.pause(paused)
     await first.fanout.stop(1.0)
-    assert (await first.saved(running)).cursor == log.last_offset  # written before stop returned
+    assert (
+        await first.saved(running)
+    ).position.offset == log.last_offset  # written before stop returned
 
     second = Harness(log, destinations=first.destinations)
     built = {name: second[name].built for name in ("running", "paused", "failed")}
     await second.fanout.start()
     try:
         await second.append(usage=2, organisation=1)
-        await wait_for(lambda: second.state(running).cursor == log.last_offset)
+        await wait_for(lambda: second.state(running).position.offset == log.last_offset)
 
         assert second["running"].offsets == first.offsets(of(1)) + second.offsets(of(1))
         assert second.state(paused).status == PAUSED
@@ -438,7 +443,7 @@ async def test_stop_cancels_a_stuck_send_at_the_deadline(h: Harness) -> None:
     assert h["stuck"].cancelled == 1
     assert h["stuck"].unclosed_senders == []
     saved = await h.saved(stream)
-    assert (saved.status, saved.cursor) == (RUNNING, 0)  # unacknowledged: sent again later
+    assert (saved.status, saved.position.offset) == (RUNNING, 0)  # unacknowledged: sent again later
 
 
 async def test_stop_lets_an_in_flight_send_finish_within_the_deadline(h: Harness) -> None:
@@ -456,7 +461,7 @@ async def test_stop_lets_an_in_flight_send_finish_within_the_deadline(h: Harness
     assert h["s"].cancelled == 0
     assert h["s"].offsets == h.offsets(of(1))
     saved = await h.saved(stream)
-    assert (saved.status, saved.cursor) == (RUNNING, h.log.last_offset)
+    assert (saved.status, saved.position.offset) == (RUNNING, h.log.last_offset)
 
 
 async def test_a_shutdown_during_retries_is_not_a_failure(h: Harness) -> None:
@@ -468,7 +473,7 @@ async def test_a_shutdown_during_retries_is_not_a_failure(h: Harness) -> None:
     await h.fanout.stop(5.0)
 
     saved = await h.saved(stream)
-    assert (saved.status, saved.error, saved.cursor) == (RUNNING, None, 0)
+    assert (saved.status, saved.error, saved.position.offset) == (RUNNING, None, 0)
 
 
 # -- where a stream starts -------------------------------------------------------------------
@@ -484,8 +489,8 @@ async def test_historic_data_starts_from_the_oldest_retained_record(h: Harness) 
     later = await h.append(usage=2, organisation=1)
     await wait_for(
         lambda: (
-            h.state(historic).cursor == h.log.last_offset
-            and h.state(current).cursor == h.log.last_offset
+            h.state(historic).position.offset == h.log.last_offset
+            and h.state(current).position.offset == h.log.last_offset
         )
     )
 
@@ -535,3 +540,102 @@ async def test_new_json_is_the_stored_bytes_unchanged(h: Harness, renders: list[
 
     assert h["a"].payloads == h["b"].payloads == [s.body for s in h.stored]
     assert renders == []
+
+
+# -- one writer per stream row ---------------------------------------------------------------
+
+
+async def test_a_change_is_what_the_engine_and_the_store_keep_while_records_flow(
+    log: SqliteLog,
+) -> None:
+    """The engine writes the definition, the worker only the position: a change the API
+    acknowledged is what a read and a restart see, however deliveries interleave with it."""
+    first = Harness(log)
+    try:
+        gate = Block()
+        first["s"].script.append(gate)
+        stream = await first.create("s", organisation=1, size=3)
+        await first.append(usage=10, organisation=1)
+        await wait_for(lambda: len(first["s"].attempts) == 1)  # a send in flight
+
+        changed = stream_spec("s", size=3, version="old", filters=[]).model_copy(
+            update={"organisation": first.state(stream).spec.organisation}
+        )
+        await first.fanout.update(stream, changed)
+        gate.release.set()
+        await first.append(usage=10, organisation=1)
+        await wait_for(lambda: first.state(stream).position.offset == log.last_offset)
+        await first.wait_saved(stream, lambda s: s.position.offset == log.last_offset)
+
+        assert first.state(stream).spec == changed
+        assert (await first.saved(stream)).spec == changed
+    finally:
+        await first.fanout.stop(1.0)
+    second = Harness(log)
+    await second.fanout.start()
+    try:
+        assert second.state(stream).spec == changed
+        assert second.state(stream).status == RUNNING
+    finally:
+        await second.fanout.stop(1.0)
+
+
+# -- lanes: one organisation's records -------------------------------------------------------
+
+
+async def test_appends_wake_and_read_only_their_organisations_streams(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streams = {org: await h.create(f"org{org}", organisation=org) for org in range(1, 41)}
+    await h.append(events=5, usage=5, organisation=1)
+    await wait_for(lambda: h["org1"].offsets == h.offsets(of(1)))
+    # every worker has read once at its start and now waits for records
+    await wait_for(
+        lambda: all(h.sample("streamer_records_pending", s) is not None for s in streams.values())
+    )
+    read_for: list[int] = []
+    read = h.log.read
+
+    async def counting(organisation: int, *args: Any) -> Any:
+        read_for.append(organisation)
+        return await read(organisation, *args)
+
+    monkeypatch.setattr(h.log, "read", counting)
+    for _ in range(5):
+        await h.append(events=20, usage=20, organisation=1)
+
+    await wait_for(lambda: h["org1"].offsets == h.offsets(of(1)))
+    assert set(read_for) == {1}
+
+
+async def test_a_backlog_goes_in_full_batches_and_a_quiet_log_lets_the_last_one_fill(
+    log: SqliteLog,
+) -> None:
+    h = Harness(log, linger_secs=3600.0, max_wait_secs=3600.0)
+    try:
+        await h.append(usage=25, organisation=1)
+        await h.create("s", organisation=1, size=10, historic=True)
+
+        await wait_for(lambda: len(h["s"].offsets) == 20)  # not held back by the linger
+        assert [len(a.batch.payloads) for a in h["s"].attempts] == [10, 10]
+        await h.append(usage=3, organisation=1)
+        await h.append(usage=2, organisation=1)  # the lingering batch is full now: it goes
+
+        await wait_for(lambda: h["s"].offsets == h.offsets(of(1)))
+        assert [len(a.batch.payloads) for a in h["s"].attempts] == [10, 10, 10]
+    finally:
+        await h.fanout.stop(1.0)
+
+
+async def test_a_partial_batch_goes_once_the_log_is_quiet(log: SqliteLog) -> None:
+    h = Harness(log, linger_secs=0.05, max_wait_secs=3600.0)
+    try:
+        await h.create("s", organisation=1, size=100)
+        await h.append(usage=3, organisation=1)
+        await h.append(usage=4, organisation=2)  # another organisation's records count too
+
+        await wait_for(lambda: h["s"].offsets == h.offsets(of(1)))
+        assert [len(a.batch.payloads) for a in h["s"].attempts] == [3]
+        assert h["s"].attempts[0].at >= h.last_append_at + 0.05
+    finally:
+        await h.fanout.stop(1.0)

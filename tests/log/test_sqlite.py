@@ -22,15 +22,44 @@ from typing import Any
 import pytest
 
 import streamer.log.sqlite as sqlite_module
-from streamer.log.base import Entry, LogError, Row, TokenRow
+from schemas import Kind
+from streamer.log.base import (
+    Entry,
+    LogError,
+    Position,
+    Row,
+    Stream,
+    StreamError,
+    StreamStatus,
+    TokenRow,
+)
 from streamer.log.sqlite import SqliteLog
+from streamer.spec import StreamSpec
 
+USAGE = (Kind.USAGE,)
+EVENTS = (Kind.EVENT,)
+BOTH = (Kind.EVENT, Kind.USAGE)
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+SPEC = StreamSpec.model_validate(
+    {
+        "name": "a",
+        "data_stream_type": {"id": 3},
+        "destination": {
+            "connection_type": "RestAPI",
+            "credentials": {"url": "https://receiver.example/hook", "headers": ["A:b"]},
+        },
+    }
+)
 
 
 def entries(count: int, tag: str = "x", organisation: int = 1) -> list[Entry]:
     """``count`` usage entries whose bodies say which append and position they are."""
-    return [Entry(1, organisation, None, None, f'{{"{tag}":{i}}}'.encode()) for i in range(count)]
+    return [
+        Entry(Kind.USAGE, organisation, None, None, f'{{"{tag}":{i}}}'.encode())
+        for i in range(count)
+    ]
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -79,7 +108,7 @@ async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteL
 
     assert lasts == [1, 4, 9, 11]
     assert log.last_offset == 11
-    rows = await log.read(0, 100)
+    rows = await log.read(1, USAGE, 0, 100)
     assert [row.offset for row in rows] == list(range(1, 12))
     assert [row.body for row in rows] == [
         e.body for j, n in enumerate(sizes) for e in entries(n, f"a{j}")
@@ -88,13 +117,52 @@ async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteL
 
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
     stored = [
-        Entry(0, 7, 19, 1, b'{"e":1}'),
-        Entry(0, 8, 3, 0, b'{"e":2}'),
-        Entry(1, 9, None, None, b'{"u":1}'),
+        Entry(Kind.EVENT, 7, 19, 1, b'{"e":1}'),
+        Entry(Kind.EVENT, 7, 3, 0, b'{"e":2}'),
+        Entry(Kind.USAGE, 7, None, None, b'{"u":1}'),
+        Entry(Kind.EVENT, 7, 5, None, b'{"e":3}'),
     ]
     await log.append(stored)
 
-    assert await log.read(0, 10) == [Row(i + 1, *entry) for i, entry in enumerate(stored)]
+    expected = [Row(i + 1, *entry) for i, entry in enumerate(stored)]
+    assert await log.read(7, BOTH, 0, 10) == expected
+    assert await log.read(7, EVENTS, 0, 10) == [r for r in expected if r.kind is Kind.EVENT]
+    assert await log.read(7, USAGE, 0, 10) == [expected[2]]
+
+
+def _mixed(index: int) -> Entry:
+    """Entry ``index`` of a mix of three organisations and both kinds."""
+    kind = Kind.EVENT if index % 5 < 3 else Kind.USAGE
+    organisation = 1 + index % 3
+    event_type = index if kind is Kind.EVENT else None
+    return Entry(kind, organisation, event_type, None, b'{"i":%d}' % index)
+
+
+@pytest.mark.parametrize("limit", [1, 4, 7, 1000])
+@pytest.mark.parametrize("kinds", [USAGE, EVENTS, BOTH], ids=["usage", "events", "both"])
+async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order(
+    log: SqliteLog, kinds: tuple[Kind, ...], limit: int
+) -> None:
+    mixed = [_mixed(i) for i in range(150)]
+    for start in range(0, 150, 25):  # appends mixing organisations and kinds
+        await log.append(mixed[start : start + 25])
+    expected = [
+        Row(i + 1, *entry)
+        for i, entry in enumerate(mixed)
+        if entry.organisation == 2 and entry.kind in kinds
+    ]
+
+    read: list[Row] = []
+    after = 0
+    while batch := await log.read(2, kinds, after, limit):
+        assert len(batch) <= limit
+        read += batch
+        after = batch[-1].offset
+
+    assert read == expected
+    assert await log.pending(2, kinds, 0) == len(expected)
+    middle = expected[len(expected) // 2].offset
+    assert await log.pending(2, kinds, middle) == sum(r.offset > middle for r in expected)
 
 
 async def test_an_empty_append_stores_nothing(log: SqliteLog) -> None:
@@ -106,13 +174,13 @@ async def test_an_empty_append_stores_nothing(log: SqliteLog) -> None:
 
 async def test_an_append_that_could_not_be_read_back_is_refused(log: SqliteLog) -> None:
     await log.append(entries(1))
-    pretty = Entry(1, 1, None, None, b'{\n  "id": 1\n}')  # bytes with a raw newline
+    pretty = Entry(Kind.USAGE, 1, None, None, b'{\n  "id": 1\n}')  # bytes with a raw newline
 
     with pytest.raises(LogError, match="newline"):
         await log.append([*entries(2, "ok"), pretty])
 
     assert await log.append(entries(1, "next")) == 2  # nothing of it was stored
-    assert [row.body for row in await log.read(0, 10)] == [
+    assert [row.body for row in await log.read(1, USAGE, 0, 10)] == [
         *(e.body for e in entries(1)),
         *(e.body for e in entries(1, "next")),
     ]
@@ -137,7 +205,7 @@ async def test_read_returns_rows_after_an_offset_in_order_up_to_a_limit(
     await log.append(entries(4, "a"))
     await log.append(entries(6, "b"))
 
-    assert [row.offset for row in await log.read(after, limit)] == expected
+    assert [row.offset for row in await log.read(1, USAGE, after, limit)] == expected
 
 
 async def test_bounds_before_and_after_trim(log: SqliteLog) -> None:
@@ -157,10 +225,10 @@ async def test_trim_drops_what_is_older_and_keeps_what_is_younger(log: SqliteLog
     await log.append(entries(2))
 
     assert await log.trim(older_than_secs=3600) == 0
-    assert len(await log.read(0, 10)) == 5
+    assert len(await log.read(1, USAGE, 0, 10)) == 5
 
     assert await log.trim(older_than_secs=0) == 5
-    assert await log.read(0, 10) == []
+    assert await log.read(1, USAGE, 0, 10) == []
 
 
 async def test_trim_cuts_between_appends_by_their_age(
@@ -174,7 +242,7 @@ async def test_trim_cuts_between_appends_by_their_age(
     now[0] = 2500.0
 
     assert await log.trim(older_than_secs=1000) == 3  # cutoff 1500: only the first append
-    assert [row.offset for row in await log.read(0, 10)] == [4, 5]
+    assert [row.offset for row in await log.read(1, USAGE, 0, 10)] == [4, 5]
     assert await log.bounds() == (3, 5)
     assert await log.trim(older_than_secs=600) == 0  # cutoff 1900: the second one stays
     assert await log.trim(older_than_secs=400) == 2  # cutoff 2100: now it goes too
@@ -194,7 +262,7 @@ async def test_offsets_are_never_reused_after_trim_or_reopening(tmp_path: Path) 
         assert log.last_offset == 6
         assert await log.bounds() == (6, 6)
         assert await log.append(entries(1, "after")) == 7
-        assert [row.offset for row in await log.read(0, 10)] == [7]
+        assert [row.offset for row in await log.read(1, USAGE, 0, 10)] == [7]
     finally:
         await log.aclose()
 
@@ -202,15 +270,18 @@ async def test_offsets_are_never_reused_after_trim_or_reopening(tmp_path: Path) 
 async def test_what_was_written_before_aclose_is_there_after_reopening(tmp_path: Path) -> None:
     log = await SqliteLog.open(tmp_path)
     await log.append(entries(3, "kept"))
-    stream = await log.create_stream(5, {"name": "s"}, cursor=2)
-    stream.status, stream.delivered = 1, 2
-    await log.save_stream(stream)
+    stream = await log.create_stream(5, SPEC, offset=2)
+    await log.set_status(stream.id, StreamStatus.RUNNING, None)
+    await log.commit_position(stream.id, Position(3, delivered=2))
+    stream.status, stream.position = StreamStatus.RUNNING, Position(3, delivered=2)
     token_id = await log.add_token(b"digest", "admin", None, "boot")
     await log.aclose()
 
     log = await SqliteLog.open(tmp_path)
     try:
-        assert [row.body for row in await log.read(0, 10)] == [e.body for e in entries(3, "kept")]
+        assert [row.body for row in await log.read(1, USAGE, 0, 10)] == [
+            e.body for e in entries(3, "kept")
+        ]
         assert log.last_offset == 3
         assert await log.streams() == [stream]
         token = await log.token(b"digest")
@@ -230,7 +301,7 @@ async def test_concurrent_appends_get_distinct_contiguous_ranges(log: SqliteLog)
     assert ranges[0][0] == 1
     assert all(nxt[0] == prev[1] + 1 for prev, nxt in itertools.pairwise(ranges))
     assert ranges[-1][1] == sum(sizes) == log.last_offset
-    rows = await log.read(0, sum(sizes) + 10)
+    rows = await log.read(1, USAGE, 0, sum(sizes) + 10)
     assert len(rows) == sum(sizes)
     for first, last, i in ranges:
         assert [row.body for row in rows[first - 1 : last]] == [
@@ -271,7 +342,7 @@ async def test_a_failing_job_does_not_lose_the_other_jobs_of_its_group(
         await failed
     assert await second == 7
     assert log.last_offset == 7
-    bodies = [row.body for row in await log.read(2, 10)]
+    bodies = [row.body for row in await log.read(1, USAGE, 2, 10)]
     assert bodies == [e.body for e in [*entries(3, "first"), *entries(2, "second")]]
     meta = await log._write(lambda c: c.execute("SELECT key, value FROM meta").fetchall())
     assert meta == [("last_offset", 7)]  # the failed job's own write was undone
@@ -295,7 +366,7 @@ async def test_last_offset_moves_only_after_commit(log: SqliteLog) -> None:
         assert await asyncio.to_thread(inside.wait, 10)
         # the append has run, its transaction is open: nothing of it is visible yet
         assert log.last_offset == 1
-        assert [row.offset for row in await log.read(0, 10)] == [1]
+        assert [row.offset for row in await log.read(1, USAGE, 0, 10)] == [1]
         assert await log.bounds() == (0, 1)
         assert not appended.done()
     finally:
@@ -303,7 +374,7 @@ async def test_last_offset_moves_only_after_commit(log: SqliteLog) -> None:
     await held
     assert await appended == 5
     assert log.last_offset == 5
-    assert len(await log.read(0, 10)) == 5
+    assert len(await log.read(1, USAGE, 0, 10)) == 5
 
 
 async def test_a_file_that_is_not_a_database_is_refused_not_waited_on(tmp_path: Path) -> None:
@@ -317,7 +388,7 @@ async def test_a_file_that_is_not_a_database_is_refused_not_waited_on(tmp_path: 
     "write",
     [
         lambda log: log.append(entries(1)),
-        lambda log: log.create_stream(1, {}, 0),
+        lambda log: log.create_stream(1, SPEC, 0),
         lambda log: log.add_token(b"d", "admin", None, "n"),
     ],
     ids=["append", "create_stream", "add_token"],
@@ -336,37 +407,65 @@ async def test_writes_after_aclose_fail_instead_of_hanging(
 
 
 async def test_streams_round_trip(log: SqliteLog) -> None:
-    spec = {"name": "a", "destination": {"credentials": {"size": 3, "headers": ["A:b"]}}}
-    first = await log.create_stream(7, spec, cursor=3)
-    second = await log.create_stream(8, {"name": "b"}, cursor=0)
+    first = await log.create_stream(7, SPEC, offset=3)
+    second = await log.create_stream(8, SPEC.model_copy(update={"name": "b"}), offset=0)
 
-    assert (first.organisation, first.spec, first.status, first.cursor) == (7, spec, 4, 3)
-    assert (first.error, first.delivered, first.last_delivery_at, first.last_result_code) == (
-        None,
-        0,
-        None,
+    assert (first.organisation, first.spec, first.status, first.error) == (
+        7,
+        SPEC,
+        StreamStatus.PENDING,
         None,
     )
+    assert first.position == Position(3)
     assert TIMESTAMP.fullmatch(first.created_at)
     assert second.id > first.id
     assert await log.streams() == [first, second]
 
-    first.spec = {"name": "renamed"}
-    first.status = 3
-    first.error = {"message": "refused", "http_status": 401, "at": "2026-01-01T00:00:00Z"}
-    first.cursor, first.delivered = 9, 5
-    first.last_delivery_at, first.last_result_code = "2026-01-01T00:00:00Z", 401
-    await log.save_stream(first)
-    assert await log.streams() == [first, second]
+    renamed = SPEC.model_copy(update={"name": "renamed"})
+    error = StreamError(message="refused", http_status=401, at="2026-01-01T00:00:00Z")
+    position = Position(9, 5, "2026-01-01T00:00:00Z", 401, 12)
+    await log.define_stream(first.id, renamed)
+    await log.set_status(first.id, StreamStatus.ERROR, error)
+    await log.commit_position(first.id, position)
+    changed = Stream(first.id, 7, renamed, StreamStatus.ERROR, error, first.created_at, position)
+    assert await log.streams() == [changed, second]
 
-    first.error = None
-    await log.save_stream(first)
+    await log.set_status(first.id, StreamStatus.RUNNING, None)
     assert (await log.streams())[0].error is None
 
     await log.delete_stream(first.id)
     assert await log.streams() == [second]
-    third = await log.create_stream(9, {}, cursor=0)
+    third = await log.create_stream(9, SPEC, offset=0)
     assert third.id > second.id  # ids are not reused either
+
+
+async def test_a_position_commit_leaves_the_definition_and_status_alone(log: SqliteLog) -> None:
+    """The engine writes a stream's definition and status, its worker its position: neither
+    write can undo the other, in whatever order they land."""
+    stream = await log.create_stream(7, SPEC, offset=0)
+    renamed = SPEC.model_copy(update={"name": "renamed"})
+
+    await asyncio.gather(
+        log.define_stream(stream.id, renamed),
+        log.commit_position(stream.id, Position(5, delivered=5)),
+        log.set_status(stream.id, StreamStatus.PAUSED, None),
+    )
+
+    (stored,) = await log.streams()
+    assert (stored.spec, stored.status, stored.position) == (
+        renamed,
+        StreamStatus.PAUSED,
+        Position(5, delivered=5),
+    )
+
+
+async def test_a_database_of_an_older_layout_is_refused(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "streamer.db")
+    old.execute("CREATE TABLE segments (first INTEGER PRIMARY KEY, routing BLOB)")
+    old.close()
+
+    with pytest.raises(LogError, match="layout 0"):
+        await asyncio.wait_for(SqliteLog.open(tmp_path), 10)
 
 
 async def test_tokens_round_trip(log: SqliteLog) -> None:
@@ -396,6 +495,7 @@ async def test_tokens_round_trip(log: SqliteLog) -> None:
 _WRITER = r"""
 import asyncio, sys
 from pathlib import Path
+from schemas import Kind
 from streamer.log.base import Entry
 from streamer.log.sqlite import SqliteLog
 
@@ -404,7 +504,7 @@ async def writer(log, task):
     while True:
         size = 1 + n % 4
         tag = f"{task}-{n}"
-        entries = [Entry(1, 1, None, None, f"{tag}-{i}".encode()) for i in range(size)]
+        entries = [Entry(Kind.USAGE, 1, None, None, f"{tag}-{i}".encode()) for i in range(size)]
         last = await log.append(entries)
         print(last, size, tag, flush=True)
         n += 1
@@ -447,7 +547,7 @@ async def test_every_acknowledged_append_survives_a_kill(tmp_path: Path) -> None
     log = await SqliteLog.open(tmp_path)
     try:
         oldest, newest = await log.bounds()
-        rows = await log.read(0, newest + 10)
+        rows = await log.read(1, USAGE, 0, newest + 10)
         assert oldest == 0
         assert [row.offset for row in rows] == list(range(1, newest + 1))
         assert newest >= max(int(last) for last, _, _ in acks)

@@ -22,6 +22,7 @@ from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
 from streamer.simulate import Fleet
+from streamer.spec import StreamSpec
 from tests.receivers import Receiver, eventually
 
 
@@ -53,15 +54,17 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
         assert app is not None
         state = await app[SERVICES].fanout.create(
             1,
-            {
-                "data_stream_type": {"id": 3},
-                "destination": {
-                    "connection_type": "RestAPI",
-                    "credentials": {"url": receiver.url + "/hook", "size": 100},
-                },
-                "format_version": "new",
-                "filters": [],
-            },
+            StreamSpec.model_validate(
+                {
+                    "data_stream_type": {"id": 3},
+                    "destination": {
+                        "connection_type": "RestAPI",
+                        "credentials": {"url": receiver.url + "/hook", "size": 100},
+                    },
+                    "format_version": "new",
+                    "filters": [],
+                }
+            ),
         )
         assert state.id == 1
         yield Service(url, token, receiver)

@@ -1,0 +1,50 @@
+"""A change acknowledged with 202 is what a GET and a restarted service see, even while the
+stream delivers: the engine alone writes a stream's definition and status, its worker only
+its position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamer.api.services import SERVICES
+from tests.api.conftest import settings
+from tests.api.harness import Service, event, webhook
+from tests.receivers import Receiver, eventually
+
+
+async def test_a_patch_answered_202_is_what_get_and_a_restart_show(tmp_path: Path) -> None:
+    async with Receiver() as receiver:
+        service = await Service.start(settings(tmp_path))
+        try:
+            stream_id = await service.create(
+                webhook(f"{receiver.url}/hook", name="before", credentials={"size": 2})
+            )
+            path = f"/api/v2/data_stream/{stream_id}"
+            await service.ingest("events", [event(i) for i in range(1, 41)])
+            change = {"name": "after", "format_version": "old"}
+
+            answer = await service.call("PATCH", path, json=change)
+            assert answer.status == 202, answer.text
+            await service.ingest("events", [event(i) for i in range(41, 81)])
+
+            engine = service.app[SERVICES].fanout
+
+            def delivered_all() -> bool:
+                stream = engine.get(stream_id)
+                return stream is not None and stream.position.delivered == 80
+
+            await eventually(delivered_all, timeout_secs=30)
+            shown = await service.stream(stream_id)
+            assert (shown["name"], shown["format_version"]) == ("after", "old")
+            assert shown["status"]["id"] == 1
+        finally:
+            await service.aclose()
+
+        restarted = await Service.start(settings(tmp_path))
+        try:
+            shown = await restarted.stream(stream_id)
+            assert (shown["name"], shown["format_version"]) == ("after", "old")
+            assert shown["status"]["id"] == 1
+            assert shown["stats"]["delivered_records"] == 80
+        finally:
+            await restarted.aclose()
