@@ -95,6 +95,13 @@ class Fanout:
         offset = oldest if spec.stream_historic_data else last
         stream = await self._store.create_stream(organisation, spec, offset)
         self._streams[stream.id] = stream
+        _log.info(
+            "stream created",
+            stream=stream.id,
+            organisation=organisation,
+            destination=spec.destination.connection_type,
+            format_version=spec.format_version,
+        )
         await self._launch(stream, fail_fast=True)
         return stream
 
@@ -106,17 +113,20 @@ class Fanout:
         running = stream_id in self._workers  # leaves the stream as it was
         await self._halt(stream_id)
         stream.spec = spec
+        _log.info("stream changed", stream=stream_id)
         if running:
             await self._launch(stream, fail_fast=False)
 
     async def pause(self, stream_id: int) -> None:
         await self._halt(stream_id)
         await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
+        _log.info("stream paused", stream=stream_id)
 
     async def resume(self, stream_id: int) -> None:
         stream = self._streams[stream_id]
         if stream.status is StreamStatus.PAUSED and stream_id not in self._workers:
             await self._launch(stream, fail_fast=False)
+            _log.info("stream resumed", stream=stream_id)
 
     async def restart(self, stream_id: int) -> None:
         """Take the stream out of Error (or re-initialise it) from its last acknowledged record."""
@@ -125,6 +135,7 @@ class Fanout:
             raise StreamConflict("the stream is paused: resume it instead")
         await self._halt(stream_id)
         await self._launch(stream, fail_fast=True)
+        _log.info("stream restarted", stream=stream_id)
 
     async def replay_dead_letters(self, stream_id: int) -> int:
         """Queue the stream's dead letters to be sent again; a delivering stream sends them
@@ -140,6 +151,7 @@ class Fanout:
         del self._streams[stream_id]
         await self._store.delete_stream(stream_id)
         self._metrics.forget(str(stream_id))
+        _log.info("stream deleted", stream=stream_id)
 
     async def stop(self, deadline_secs: float) -> None:
         """Let in-flight sends finish within ``deadline_secs``, then cancel what is left."""

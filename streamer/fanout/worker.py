@@ -336,6 +336,8 @@ class StreamWorker:
             if not result.retry:
                 elapsed = time.monotonic() - started
                 self._metrics.batch_seconds.labels(self._label).observe(elapsed)
+                if tries.count:
+                    _log.info("stream recovered", stream=self.stream.id, retries=tries.count)
                 return result, rejected
             self._metrics.failed.labels(self._label).inc(len(result.retry))
             retry = RetryableError(f"{len(result.retry)} records were not accepted")

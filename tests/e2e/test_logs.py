@@ -10,7 +10,15 @@ import asyncio
 import orjson
 
 from schemas import Kind, Version
-from tests.e2e.harness import Daemon, NewReceiver, StartDaemon, eventually, fleet_records, ndjson
+from tests.e2e.harness import (
+    Daemon,
+    NewReceiver,
+    Reply,
+    StartDaemon,
+    eventually,
+    fleet_records,
+    ndjson,
+)
 
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/streamer"
 
@@ -86,3 +94,35 @@ async def test_streams_that_moved_get_a_delivery_line(
     assert summaries[-1]["pending"] == 0
     assert summaries[-1]["status"] == "Running"
     assert quiet_id != busy_id
+
+
+async def test_each_change_of_a_stream_is_an_info_line(
+    daemon: Daemon, new_receiver: NewReceiver
+) -> None:
+    receiver = await new_receiver()
+    receiver.script(503)  # one retryable failure after the first delivery: then recovered
+    stream_id = await daemon.create_stream(receiver.url, size=10)
+    records = fleet_records(9, 10, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 10, ndjson=True)
+    await daemon.settled(stream_id, 10)
+    await daemon.patch_status(stream_id, 2)
+    await daemon.patch_status(stream_id, 1)
+    response = await daemon.request("POST", f"/api/v2/data_stream/{stream_id}/restart")
+    assert response.status == 202
+    receiver.default = Reply(400)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records[:1], Kind.EVENT, Version.NEW), 1, ndjson=True)
+    await daemon.reaches_status(stream_id, 3)
+    response = await daemon.request("DELETE", f"/api/v2/data_stream/{stream_id}")
+    assert response.status == 202
+
+    def told() -> list[str]:
+        events = [orjson.loads(x) for x in daemon.output if x.startswith("{")]
+        return [
+            e["event"] for e in events if e.get("stream") == stream_id and e["level"] != "debug"
+        ]
+
+    expected = ["stream created", "stream recovered", "stream paused", "stream resumed",
+                "stream restarted", "stream failed", "stream deleted"]  # fmt: skip
+    await eventually(
+        lambda: [e for e in told() if e in expected] == expected, what="the stream's story"
+    )
