@@ -100,11 +100,17 @@ async def test_each_change_of_a_stream_is_an_info_line(
     daemon: Daemon, new_receiver: NewReceiver
 ) -> None:
     receiver = await new_receiver()
-    receiver.script(503)  # one retryable failure after the first delivery: then recovered
     stream_id = await daemon.create_stream(receiver.url, size=10)
-    records = fleet_records(9, 10, Kind.EVENT)
-    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 10, ndjson=True)
+    records = fleet_records(9, 20, Kind.EVENT)
+    await daemon.ingest_ok(
+        Kind.EVENT, ndjson(records[:10], Kind.EVENT, Version.NEW), 10, ndjson=True
+    )
     await daemon.settled(stream_id, 10)
+    receiver.script(503)  # one retryable failure once the stream delivers: then recovered
+    await daemon.ingest_ok(
+        Kind.EVENT, ndjson(records[10:], Kind.EVENT, Version.NEW), 10, ndjson=True
+    )
+    await daemon.settled(stream_id, 20)
     await daemon.patch_status(stream_id, 2)
     await daemon.patch_status(stream_id, 1)
     response = await daemon.request("POST", f"/api/v2/data_stream/{stream_id}/restart")
