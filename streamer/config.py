@@ -46,11 +46,15 @@ class Settings(BaseSettings):
     ingest_workers: int | None = Field(None, ge=0, le=64)
     """Processes that parse ingest bodies; 0 parses in the service process; unset: one per
     core beyond the first (at most four)."""
+    ingest_timeout_secs: float = Field(30.0, gt=0)
+    """How long an ingest body may take to parse in a worker (waiting for a free one
+    included) before the request is answered 503 and a hung worker is replaced."""
     rate_limit_requests: int = Field(2000, gt=0)
     rate_limit_window_secs: float = Field(300.0, gt=0)
     linger_ms: int = Field(20, ge=0)
     request_timeout_secs: float = Field(30.0, gt=0)
     shutdown_timeout_secs: float = Field(10.0, gt=0)
+    """The whole shutdown, from the signal to the exit (``streamer.shutdown`` splits it)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
