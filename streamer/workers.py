@@ -43,6 +43,7 @@ __all__ = ["Workers", "WorkersUnavailable"]
 R = TypeVar("R")
 _HEADER = struct.Struct("!Q")  # the length of the pickle that follows
 _ATTEMPTS = 2  # a call whose worker died is sent once more, to a new worker
+_BUFFER_BYTES = 4 * 1024 * 1024  # read a reply in few wake-ups, not one per 128 KiB
 _log = structlog.get_logger("streamer.workers")
 
 
@@ -58,17 +59,15 @@ class _Worker:
         self._sock = sock
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def call(self, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """Send ``args``; return ``(True, result)`` or ``(False, exception)``."""
+    async def call(self, payload: bytes) -> bytes:
+        """Send a pickled call; return the pickled ``(True, result)`` or ``(False, error)``."""
         if self._streams is None:
-            self._streams = await asyncio.open_unix_connection(sock=self._sock)
+            self._streams = await asyncio.open_unix_connection(sock=self._sock, limit=_BUFFER_BYTES)
         reader, writer = self._streams
-        payload = pickle.dumps(args, pickle.HIGHEST_PROTOCOL)
         writer.writelines([_HEADER.pack(len(payload)), payload])
         await writer.drain()
         (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-        reply: tuple[bool, Any] = pickle.loads(await reader.readexactly(size))
-        return reply
+        return await reader.readexactly(size)
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -120,10 +119,11 @@ class Workers(Generic[R]):
             raise self._failed(f"no ingest worker answered within {limit:g} s") from None
 
     async def _run(self, args: tuple[Any, ...]) -> R:
+        payload = pickle.dumps(args, pickle.HIGHEST_PROTOCOL)  # before a worker waits for it
         for attempt in range(1, _ATTEMPTS + 1):
             worker = await self._take()
             try:
-                done, value = await worker.call(args)
+                reply = await worker.call(payload)
             except (EOFError, ConnectionError) as exc:
                 self._lose(worker, f"died during a call ({type(exc).__name__})")
                 if attempt == _ATTEMPTS:
@@ -132,8 +132,9 @@ class Workers(Generic[R]):
             except BaseException:  # cancelled (the deadline) or a bug: the worker is suspect
                 self._lose(worker, "stopped mid-call")
                 raise
-            self._places.put_nowait(worker)
+            self._places.put_nowait(worker)  # free for the next call while this one unpickles
             self.failure = None
+            done, value = pickle.loads(reply)
             if done:
                 result: R = value
                 return result
