@@ -127,6 +127,9 @@ async def test_concurrent_ingest_answers_202_or_503_while_the_worker_is_killed_r
     await daemon.ingest_ok(Kind.EVENT, ndjson(last, Kind.EVENT, Version.NEW), RECORDS, ndjson=True)
     acknowledged.update(ids_of(last))
     assert (await daemon.request("GET", "/health/ready", token=None)).status == 200
+    # Each death was seen once and replaced once: one worker, as configured.
+    assert await daemon.metric("streamer_ingest_workers_lost_total") == KILLS
+    assert len(ingest_workers(daemon)) == 1
     await eventually(
         lambda: acknowledged <= receiver.id_set(), 60, what="every acknowledged record delivered"
     )
