@@ -127,7 +127,8 @@ async def _main(args: argparse.Namespace) -> None:
             "With one call in flight the cost per call is the same; with more, the executor "
             "keeps one call queued ahead in each worker's pipe, while a worker here waits for "
             "the service to hand it the next body (the price of one socket per worker, which "
-            "is what makes a death or a hang cost one call and not the pool).",
+            "is what makes a death or a hang cost one call and not the pool). On a shared "
+            "2-core machine the ratios move by ±30 % from run to run.",
             "",
             "| workers | calls in flight | pool | records/s | vs baseline |",
             "|---|---:|---|---:|---:|",
