@@ -15,8 +15,13 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[SERVICES].draining:
+    """503 while draining, or while ingest cannot read bodies (no worker can run)."""
+    services = request.app[SERVICES]
+    if services.draining:
         return web.json_response({"status": "draining"}, status=503)
+    reason = await services.readers.unready()
+    if reason is not None:
+        return web.json_response({"status": "not_ready", "reason": reason}, status=503)
     return web.json_response({"status": "ready"})
 
 
