@@ -23,6 +23,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -31,7 +32,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
@@ -167,13 +168,8 @@ class Workers(Generic[R]):
                 name="streamer-ingest",
                 daemon=True,
             )
-            # Ctrl-C reaches the worker too (one process group): blocked from its first
-            # instruction until ``_serve`` ignores it, so a worker starting just then lives on.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
+            with _sigint_ignored():
                 process.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         except BaseException:
             parent_end.close()
             raise
@@ -211,10 +207,25 @@ class Workers(Generic[R]):
             await asyncio.to_thread(worker.process.join)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C reaches the workers too (one process group). A process inherits an ignored
+    signal through exec, and Python keeps it ignored, so a worker started in here ignores
+    Ctrl-C from its first instruction, not only once ``_serve`` runs. (Only the main thread
+    may change a handler; elsewhere, the worker relies on ``_serve`` alone.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
 def _serve(sock: socket.socket, function: Callable[..., Any], parent: int) -> None:
     """A worker's life: read a call, answer it, until the service hangs up or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by ``_start``
     _exit_with_parent(parent)
     with sock, sock.makefile("rb") as calls:
         while len(header := calls.read(_HEADER.size)) == _HEADER.size:
