@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from streamer.api import health, ingest, legacy, openapi, streams
+from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
 from streamer.api.errors import error_middleware
 from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Tokens
+from streamer.callbacks import ApiCallbacks
 from streamer.config import Settings
 from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
@@ -68,6 +69,7 @@ async def create_app(settings: Settings) -> web.Application:
     )
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
     app[SERVICES] = Services(settings, log, fanout, tokens, metrics, BodyReaders(workers))
+    app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [
             *health.routes,
@@ -75,6 +77,8 @@ async def create_app(settings: Settings) -> web.Application:
             *streams.routes,
             *legacy.routes,
             *token_api.routes,
+            *authenticate.routes,
+            *api_callback.routes,
             *openapi.routes,
         ]
     )

@@ -31,7 +31,18 @@ __all__ = [
 
 STATUSES = {1: "Running", 2: "Paused", 3: "Error", 4: "Pending"}
 LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
-_PATCHABLE = frozenset({"name", "destination", "filters", "format_version", "status"})
+_PATCHABLE = frozenset(
+    {
+        "name",
+        "data_stream_type",
+        "destination",
+        "filters",
+        "format_version",
+        "relation_resolution",
+        "status",
+    }
+)
+_UNION_TAGS = frozenset({"one", "or", "bool", "int", "str"})
 READ = ("observer", "user", "admin")
 WRITE = ("user", "admin")
 
@@ -51,6 +62,7 @@ async def represent(state: StreamState, services: Services) -> dict[str, Any]:
         "format_version": spec["format_version"],
         "filters": spec.get("filters") or [],
         "stream_historic_data": spec.get("stream_historic_data", False),
+        "relation_resolution": spec.get("relation_resolution"),
         "status": {"id": state.status, "description": STATUSES[state.status]},
         "error": state.error,
         "stats": {
@@ -213,7 +225,12 @@ def validate_spec(body: dict[str, Any]) -> dict[str, Any]:
 def _field(location: tuple[int | str, ...]) -> str:
     """``destination.S3.credentials.region`` → ``destination.credentials.region``: the union's
     tag is pydantic's, not the caller's."""
-    return ".".join(str(p) for p in location if p not in CONNECTION_TYPES)
+    return ".".join(str(p) for p in location if p not in CONNECTION_TYPES and not _tag(p))
+
+
+def _tag(part: int | str) -> bool:
+    """A part of an error's location that names pydantic's union branch or validator."""
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
 
 
 def stream_organisation(principal: Principal, spec: dict[str, Any]) -> int:

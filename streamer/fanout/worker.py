@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 import structlog
 
 from connectors.base import Batch, Connector, DeliveryError, RetryableError
+from streamer import filters
 from streamer.fanout.pages import Pages, render_payload
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Row, StreamState
@@ -44,18 +46,12 @@ def matcher(state: StreamState) -> Callable[[Row], bool]:
     spec = state.spec
     kinds = KINDS_OF_TYPE[spec["data_stream_type"]["id"]]
     organisation = state.organisation
-    filters = {f["field"]: frozenset(f["value"]) for f in spec.get("filters") or ()}
-    event_types = filters.get("event_type_id")
-    alerts = filters.get("alert")
+    accepts = filters.matcher(spec.get("filters") or ())
 
     def matches(row: Row) -> bool:
         if row.organisation != organisation or row.kind not in kinds:
             return False
-        if row.kind == 1:
-            return True
-        return (event_types is None or row.event_type in event_types) and (
-            alerts is None or row.alert in alerts
-        )
+        return row.kind == 1 or accepts(row.event_type, row.alert)
 
     return matches
 
@@ -111,8 +107,11 @@ class StreamWorker:
         self._saving: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
-        """Deliver until stopped (``stopping`` set, or cancelled) or until the stream fails."""
-        self.state.status = RUNNING
+        """Deliver until stopped (``stopping`` set, or cancelled) or until the stream fails.
+
+        A new or restarted stream (fail fast) is Pending until its first records are delivered,
+        then Running."""
+        self.state.status = PENDING if self._fail_fast else RUNNING
         self.state.error = None
         await self._save()
         try:
@@ -255,10 +254,25 @@ class StreamWorker:
         state.delivered += delivered
         state.last_delivery_at = _now()
         state.last_result_code = result.http_status
+        self._note_last_ids(collected.rows, {row.offset for row, _ in rejected})
+        if state.status == PENDING:
+            state.status = RUNNING
+            self._metrics.status.labels(self._label).set(RUNNING)
         self._metrics.delivered.labels(self._label).inc(delivered)
         self._metrics.batch_seconds.labels(self._label).observe(time.monotonic() - started)
         self._report_pending()
         await self._save_behind()
+
+    def _note_last_ids(self, rows: list[Row], refused: set[int]) -> None:
+        """The ids of the batch's last delivered event and usage record, for the legacy API."""
+        last: dict[int, Row] = {}
+        for row in rows:
+            if row.offset not in refused:
+                last[row.kind] = row
+        if 0 in last:
+            self.state.last_event_id = _record_id(last[0])
+        if 1 in last:
+            self.state.last_usage_id = _record_id(last[1])
 
     async def _dead_letter(self, rejected: list[tuple[Row, str]]) -> None:
         """Keep what the destination refused for good, with its reason, for a later replay."""
@@ -321,6 +335,11 @@ class StreamWorker:
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
     return Batch(key, payloads, [KIND_NAMES[row.kind] for row in rows], [r.offset for r in rows])
+
+
+def _record_id(row: Row) -> int | None:
+    found = orjson.loads(row.body).get("id")
+    return found if isinstance(found, int) else None
 
 
 def _offset(row: Row) -> int:

@@ -74,6 +74,10 @@ class StreamState:
     inflight: int | None = None
     """For stable batches: the last offset the batch being sent covers, stored before it is
     sent, so the batch after a crash is cut at the same place."""
+    last_event_id: int | None = None
+    last_usage_id: int | None = None
+    """The ids of the last event and usage record delivered since the service started (kept in
+    memory only; the legacy API lists them as ``last_event_id``/``last_traffic_log_id``)."""
 
 
 class DeadLetter(NamedTuple):

@@ -21,7 +21,7 @@ from connectors.base import FatalError, RetryableError, SendResult
 from schemas import Kind, Version, dumps
 from streamer.fanout.engine import StreamConflict
 from streamer.fanout.retry import RetryPolicy
-from streamer.fanout.worker import ERROR, PAUSED, RUNNING
+from streamer.fanout.worker import ERROR, PAUSED, PENDING, RUNNING
 from streamer.log.sqlite import SqliteLog
 from tests.fanout.doubles import Block, Harness, Stored, wait_for
 
@@ -438,7 +438,8 @@ async def test_stop_cancels_a_stuck_send_at_the_deadline(h: Harness) -> None:
     assert h["stuck"].cancelled == 1
     assert h["stuck"].unclosed_senders == []
     saved = await h.saved(stream)
-    assert (saved.status, saved.cursor) == (RUNNING, 0)  # unacknowledged: sent again later
+    # unacknowledged: sent again later; nothing delivered yet, so the stream is still Pending
+    assert (saved.status, saved.cursor) == (PENDING, 0)
 
 
 async def test_stop_lets_an_in_flight_send_finish_within_the_deadline(h: Harness) -> None:
