@@ -18,13 +18,14 @@ import structlog
 from aiohttp import web
 
 from streamer.activity import log_summaries
-from streamer.api import health, ingest, legacy, openapi, streams
+from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
 from streamer.api.errors import error_middleware
 from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Tokens
+from streamer.callbacks import ApiCallbacks
 from streamer.config import Settings
 from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
@@ -82,6 +83,7 @@ async def create_app(settings: Settings) -> web.Application:
         workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc
     )
     app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers)
+    app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [
             *health.routes,
@@ -89,6 +91,8 @@ async def create_app(settings: Settings) -> web.Application:
             *streams.routes,
             *legacy.routes,
             *token_api.routes,
+            *authenticate.routes,
+            *api_callback.routes,
             *openapi.routes,
         ]
     )

@@ -13,6 +13,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
@@ -170,7 +171,8 @@ class Fanout:
 
     async def _launch(self, stream: Stream, *, fail_fast: bool) -> None:
         connector = self._connectors(stream.spec, stream.id)
-        await self._set_status(stream, StreamStatus.RUNNING)
+        # A new or restarted stream is Pending until its first batch is acknowledged.
+        await self._set_status(stream, StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING)
         worker = StreamWorker(
             stream,
             connector,
@@ -184,6 +186,9 @@ class Fanout:
             if connector.linger_secs is None
             else connector.linger_secs,
             fail_fast=fail_fast,
+            initialised=partial(self._set_status, stream, StreamStatus.RUNNING)
+            if fail_fast
+            else None,
         )
         self._listening[stream.organisation].add(worker)
         task = asyncio.create_task(self._run(worker), name=f"stream-{stream.id}")
