@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from schemas.decode import loads
+from schemas.decode import MAX_INTEGER_DIGITS, loads
 from schemas.errors import InvalidValue, MalformedRecord, RecordError
 from schemas.kinds import Kind, Record, Version
 from schemas.parse import parse_record
@@ -321,6 +321,9 @@ def _record(row: list[str], columns: list[Column | None], header: list[str]) -> 
 def _value(text: str, column: Column) -> Any:
     if text == "":
         return None
+    digits = text.lstrip("-")
+    if column.type in ("int", "num") and len(digits) > MAX_INTEGER_DIGITS and digits.isdigit():
+        raise InvalidValue(".".join(column.path), f"has more than {MAX_INTEGER_DIGITS} digits")
     try:
         if column.type == "int":
             return int(text)
@@ -328,7 +331,7 @@ def _value(text: str, column: Column) -> Any:
             return _number(text)
         if column.type == "bool":
             return {"1": True, "true": True, "0": False, "false": False}[text.lower()]
-        if column.type == "json":
+        if column.type == "json" and text[:1] in ("{", "["):  # a string is written as its text
             return loads(text.encode())
     except (ValueError, KeyError):
         raise InvalidValue(

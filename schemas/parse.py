@@ -103,7 +103,11 @@ def _canonical_event(r: Record) -> bool:
                 type(severity) is dict
                 and type(severity.get("id")) is int
                 and (
-                    severity.get("description") in _SEVERITY_NAMES or "description" not in severity
+                    "description" not in severity
+                    or (
+                        type(severity["description"]) is str
+                        and severity["description"] in _SEVERITY_NAMES
+                    )
                 )
             )
         )
