@@ -20,6 +20,7 @@ from aiohttp import web
 from streamer.api import health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
+from streamer.api.budget import IngestBudget
 from streamer.api.errors import error_middleware
 from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
@@ -50,7 +51,12 @@ async def create_app(settings: Settings) -> web.Application:
     """Open the log, start every stream and return the HTTP application."""
     limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_secs)
     app = web.Application(
-        middlewares=[error_middleware, rate_limit_middleware(limiter), auth_middleware],
+        middlewares=[
+            ingest.count_rejections,
+            error_middleware,
+            rate_limit_middleware(limiter),
+            auth_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     log = await open_log(settings, service=True)
@@ -67,7 +73,15 @@ async def create_app(settings: Settings) -> web.Application:
         linger_secs=settings.linger_ms / 1000,
     )
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
-    app[SERVICES] = Services(settings, log, fanout, tokens, metrics, BodyReaders(workers))
+    app[SERVICES] = Services(
+        settings,
+        log,
+        fanout,
+        tokens,
+        metrics,
+        BodyReaders(workers),
+        IngestBudget(settings.max_inflight_ingest_bytes),
+    )
     app.add_routes(
         [
             *health.routes,
