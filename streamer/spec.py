@@ -6,6 +6,8 @@ is the service's own); every representation that leaves the service goes through
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,6 +23,7 @@ from pydantic import (
 )
 
 from schemas import Version
+from streamer.redact import mask_url
 
 __all__ = [
     "EVENT",
@@ -71,8 +74,24 @@ class RestApiCredentials(_Body):
     @field_validator("signing_secret")
     @classmethod
     def _whsec(cls, secret: str | None) -> str | None:
-        if secret is not None and not secret.startswith("whsec_"):
+        """Standard Webhooks: ``whsec_`` and the base64 of a key of 24 to 64 bytes. The messages
+        never repeat the secret."""
+        if secret is None:
+            return None
+        if not secret.startswith("whsec_"):
             raise ValueError("a signing secret is 'whsec_' followed by base64")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise ValueError(
+                "a signing secret is 'whsec_' followed by standard base64 (A-Z a-z 0-9 + /)"
+                " with its '=' padding"
+            ) from None
+        if not 24 <= len(key) <= 64:
+            raise ValueError(
+                f"a signing secret's key is 24 to 64 bytes (Standard Webhooks); this one has"
+                f" {len(key)}"
+            )
         return secret
 
 
@@ -215,9 +234,12 @@ class StreamSpec(_Body):
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:
-    """The stored spec with every secret replaced by ``****`` (header values, keys, secrets)."""
+    """The stored spec with every secret replaced by ``****`` (header values, keys, secrets,
+    a URL's user information)."""
     destination = dict(spec["destination"])
     credentials = dict(destination["credentials"])
+    if credentials.get("url"):
+        credentials["url"] = mask_url(credentials["url"])
     if credentials.get("headers"):
         credentials["headers"] = [
             f"{header.partition(':')[0]}:{MASK}" for header in credentials["headers"]

@@ -21,6 +21,7 @@ from streamer.api.services import SERVICES
 from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
 from streamer.fanout.worker import PAUSED, RUNNING
 from streamer.log.base import StreamState
+from streamer.redact import mask_url
 from streamer.spec import STREAM_TYPES
 
 __all__ = ["routes", "v1_item"]
@@ -83,7 +84,7 @@ def v1_item(state: StreamState) -> dict[str, Any]:
             "description": STREAM_TYPES[spec["data_stream_type"]["id"]],
         },
         "api_type": {"id": type_id, "description": API_TYPES[type_id]},
-        "api_callback": credentials.get("url"),
+        "api_callback": mask_url(credentials.get("url")),
         "last_result_code": state.last_result_code,
         "last_dispatched_timestamp": state.last_delivery_at,
         "stream_historic_data": int(bool(spec.get("stream_historic_data"))),
