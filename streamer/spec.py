@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -43,12 +44,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _integer(value: Any) -> Any:
+    """Before a ``Literal`` of integers, which takes ``true`` for 1 and ``1.0`` too."""
+    if type(value) is not int:
+        raise ValueError("must be an integer")
+    return value
+
+
+Id = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
+"""An id: a positive 64-bit integer; ``true``, ``"7"`` and ``7.0`` are not ids."""
+
+
 class Ref(_Body):
-    id: int
+    id: Id
 
 
 class StreamType(_Body):
-    id: Literal[1, 2, 3]
+    id: Annotated[Literal[1, 2, 3], BeforeValidator(_integer)]
     description: str | None = None
 
 
@@ -56,7 +68,7 @@ class RestApiCredentials(_Body):
     url: HttpUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: list[str] = Field(default_factory=list)
-    size: int = Field(3000, ge=1, le=10000)
+    size: int = Field(3000, strict=True, ge=1, le=10000)
     signing_secret: str | None = Field(
         None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
     )
@@ -106,7 +118,11 @@ def _role_arn(value: str) -> str:
     return value
 
 
-RoleArn = Annotated[str, AfterValidator(_role_arn)]
+RoleArn = Annotated[
+    str,
+    AfterValidator(_role_arn),
+    Field(json_schema_extra={"pattern": f"^{_ROLE_ARN.pattern}$"}),
+]
 _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 
 
@@ -120,9 +136,9 @@ class S3Credentials(_Body):
     region: str = Field(pattern=_REGION, examples=["eu-west-1"])
     bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
     role_arn: RoleArn
-    flush_size: int = Field(10000, ge=10, le=100000, description="records per file")
+    flush_size: int = Field(10000, strict=True, ge=10, le=100000, description="records per file")
     rotate_interval: int = Field(
-        10000, ge=10000, le=900000, description="ms before a file is written"
+        10000, strict=True, ge=10000, le=900000, description="ms before a file is written"
     )
     key_prefix: str = Field("", max_length=512)
     compression: Literal["none", "gzip"] = "none"
@@ -132,7 +148,7 @@ class KeenIOCredentials(_Body):
     project_id: str = Field(min_length=1, max_length=100)
     write_key: str = Field(min_length=1)
     collection_name: str = Field(min_length=1, max_length=256)
-    size: int = Field(3000, ge=1, le=10000)
+    size: int = Field(3000, strict=True, ge=1, le=10000)
 
 
 class DatadogCredentials(_Body):
