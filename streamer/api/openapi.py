@@ -102,7 +102,7 @@ _TOKEN_CREATE: Schema = {
     "required": ["role"],
     "properties": {
         "role": {"enum": ["observer", "user", "admin", "ingest"]},
-        "organisation": _ORGANISATION,
+        "organisation": {"anyOf": [_ORGANISATION, {"type": "null"}]},  # null: the caller's
         "name": {"type": "string", "maxLength": 200},
     },
 }

@@ -4,6 +4,7 @@ never a traceback, whatever the bytes."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,9 @@ from tests.schemas.hostile import HOSTILE, Hostile
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "records.ndjson"
 LINES = SAMPLE.read_bytes().splitlines()
+
+FUZZ_EXAMPLES = int(os.environ.get("HOSTILE_FUZZ_EXAMPLES", "300"))
+"""Examples per fuzz run; raise it for a long run (RELIABILITY.md, "Hostile input")."""
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -83,7 +87,7 @@ def mutated_inputs(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=mutated_inputs(),
     version=st.sampled_from(list(Version)),
