@@ -309,7 +309,7 @@ def _record(row: list[str], columns: list[Column | None], header: list[str]) -> 
         for key in column.path[:-1]:
             node = node.setdefault(key, {})
         node[column.path[-1]] = _value(text, column)
-    tree = _nulled(tree)
+    tree = _nulled(tree, _REQUIRED_ENTITIES)
     for path, value in documents:
         node = tree
         for key in path[:-1]:
@@ -349,10 +349,15 @@ def _number(text: str) -> int | float:
     return value
 
 
-def _nulled(tree: Record) -> Record:
-    """An entity whose every column is empty is null (the row's root stays an object)."""
+_REQUIRED_ENTITIES = frozenset(("event_type", "organisation", "traffic_type", "volume"))
+
+
+def _nulled(tree: Record, kept: frozenset[str] = frozenset()) -> Record:
+    """An entity whose every column is empty is null, unless it is ``kept`` (the root's
+    required entities: ``volume`` of only null amounts is still a volume)."""
     for key, value in tree.items():
         if isinstance(value, dict):
             inner = _nulled(value)
-            tree[key] = None if all(v is None for v in inner.values()) else inner
+            empty = key not in kept and all(v is None for v in inner.values())
+            tree[key] = None if empty else inner
     return tree

@@ -30,7 +30,9 @@ MAX_DEPTH = 64
 MAX_INTEGER_DIGITS = 100
 """The most digits an integer literal may have (a 20-digit ICCID has 20)."""
 
-_DIGIT_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x7B if b in b"{[" else 0x20 for b in range(256))
+"""Digits → ``0``, ``{`` and ``[`` → ``{``, anything else → a space: one pass over the input
+tells both the nesting bound and where long integer literals may be."""
 _RUN = b"0" * 19
 _BEFORE_NUMBER = frozenset(b":[,- \t\r\n")
 _CONTAINERS = (dict, list)
@@ -46,10 +48,14 @@ class _TooDeep(MalformedRecord):
 def loads(data: bytes) -> Any:
     """Parse one JSON document within the bounds, keeping every integer exact; raise
     ``MalformedRecord``."""
-    value = _orjson(data)
-    if _bracket_count(data) > MAX_DEPTH and _depth_over(value, MAX_DEPTH):
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _refused(exc) from None
+    mask = data.translate(_MASK)
+    if mask.count(b"{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):  # the count bounds it
         raise _TooDeep
-    return _exact(data) if _may_hold_long_integer(data) else value
+    return _exact(data) if _may_hold_long_integer(data, mask) else value
 
 
 def iter_json(lines: Iterable[bytes]) -> Iterator[Any | RecordError]:
@@ -107,13 +113,17 @@ def _array(data: bytes) -> Iterator[Any | RecordError]:
     """The elements of an array. An element nested too deep ends the array with its error:
     the elements before it are not returned either, since the exact parser cannot read it."""
     try:
-        values = _orjson(data)
-        if _bracket_count(data) > MAX_DEPTH + 1:
+        try:
+            values = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise _refused(exc) from None
+        mask = data.translate(_MASK)
+        if mask.count(b"{") > MAX_DEPTH + 1:
             for index, value in enumerate(values):
                 if _depth_over(value, MAX_DEPTH):
                     yield _TooDeep(index)
                     return
-        if _may_hold_long_integer(data):
+        if _may_hold_long_integer(data, mask):
             values = _exact(data)
     except MalformedRecord as exc:
         yield exc.at(0)
@@ -121,20 +131,18 @@ def _array(data: bytes) -> Iterator[Any | RecordError]:
     yield from values
 
 
-def _orjson(data: bytes) -> Any:
-    """orjson's reading: refuses invalid JSON and UTF-8, lone surrogates, NaN and infinities,
-    numbers beyond a double, and nesting beyond 1,024 levels."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if str(exc).startswith("depth limit exceeded"):
-            raise _TooDeep from None
-        if str(exc).startswith("number is infinity"):
-            raise MalformedRecord(
-                f"holds a number that is out of range (integers have at most"
-                f" {MAX_INTEGER_DIGITS} digits, numbers are finite): {exc}"
-            ) from None
-        raise MalformedRecord(f"is not valid JSON: {exc}") from None
+def _refused(exc: orjson.JSONDecodeError) -> MalformedRecord:
+    """What orjson's refusal means: invalid JSON or UTF-8, a lone surrogate, NaN or infinity,
+    a number beyond a double, or nesting beyond 1,024 levels."""
+    text = str(exc)
+    if text.startswith("depth limit exceeded"):
+        return _TooDeep()
+    if text.startswith("number is infinity"):
+        return MalformedRecord(
+            f"holds a number that is out of range (integers have at most"
+            f" {MAX_INTEGER_DIGITS} digits, numbers are finite): {exc}"
+        )
+    return MalformedRecord(f"is not valid JSON: {exc}")
 
 
 def _exact(data: bytes) -> Any:
@@ -144,11 +152,6 @@ def _exact(data: bytes) -> Any:
         return json.loads(data, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise MalformedRecord(f"is not valid JSON: {exc}") from None
-
-
-def _bracket_count(data: bytes) -> int:
-    """An upper bound of the nesting depth of ``data``, cheap to take."""
-    return data.count(b"{") + data.count(b"[")
 
 
 def _depth_over(value: Any, limit: int) -> bool:
@@ -163,19 +166,21 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
-def _may_hold_long_integer(data: bytes) -> bool:
-    """Whether ``data`` may hold an integer literal orjson cannot keep exact (19+ digits).
+def _may_hold_long_integer(data: bytes, mask: bytes) -> bool:
+    """Whether ``data`` (``mask`` is its ``_MASK`` translation) may hold an integer literal
+    orjson cannot keep exact (19+ digits).
 
     Runs of 19+ digits inside strings (ICCIDs written as strings) are told apart by the byte
     before the run; a run that may be either counts as a literal, which only costs speed.
     """
-    mask = data.translate(_DIGIT_MASK)
     start = mask.find(_RUN)
     while start != -1:
         while start and mask[start - 1] == 0x30:
             start -= 1
         if start == 0 or data[start - 1] in _BEFORE_NUMBER:
             return True
+        # the next space ends this run; a bracket before it is inside the same string (a run of
+        # digits cannot be followed by one outside a string), so nothing skipped is a literal
         end = mask.find(b" ", start)
         if end == -1:
             return False

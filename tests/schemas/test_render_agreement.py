@@ -29,6 +29,7 @@ from schemas import (
 )
 from schemas.decode import MAX_DEPTH, MAX_INTEGER_DIGITS
 from schemas.render import to_json
+from tests.schemas.samples import USAGE
 from tests.schemas.strategies import json_values, records, texts
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -123,3 +124,14 @@ def test_a_balance_that_is_not_an_object_renders_as_old() -> None:
         for shape in Shape:
             assert b'"balance":' in dumps(event, Kind.EVENT, Version.OLD, Shape.FULL)
             dumps(event, Kind.EVENT, Version.OLD, shape)
+
+
+def test_a_volume_of_only_null_amounts_reads_back_from_csv() -> None:
+    """Every volume column empty is still a volume (the field is required), not a null."""
+    usage = accepted({**USAGE, "volume": {}})
+    assert usage is not None
+    for version in Version:
+        [read] = list(
+            read_csv([csv_header(Kind.USAGE, version), csv_row(usage, Kind.USAGE, version)])
+        )
+        assert read["volume"] == {"total": None, "rx": None, "tx": None}
