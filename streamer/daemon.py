@@ -44,6 +44,10 @@ async def serve(settings: Settings) -> None:
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before "listening": a signal sent on
+        loop.add_signal_handler(signum, stop.set)  # reading that line must stop gracefully
     host, port = runner.addresses[0][:2]
     _log.info(
         "listening",
@@ -51,10 +55,6 @@ async def serve(settings: Settings) -> None:
         data_dir=str(settings.data_dir),
         backend=settings.log_backend,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     _log.info("shutting down")
     app[SERVICES].draining = True
