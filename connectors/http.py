@@ -36,8 +36,30 @@ class PrivateDestinationError(OSError):
     """The destination is on a loopback, private or link-local address and those are refused."""
 
 
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def _is_public(address: str) -> bool:
-    return ipaddress.ip_address(address.split("%")[0]).is_global
+    """A global unicast address; an IPv6 address that embeds an IPv4 one (IPv4-mapped,
+    IPv4-compatible, NAT64, 6to4) is judged by the IPv4 address it reaches."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return _is_public(str(embedded))
+    return ip.is_global
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if int(ip) >> 32 == 0 or any(ip in network for network in _NAT64):  # ::a.b.c.d, NAT64
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def check_destination(url: str, allow_private: bool) -> None:

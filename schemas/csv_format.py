@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, NamedTuple
 
-from schemas.decode import loads
+from schemas.decode import MAX_INTEGER_DIGITS, loads
 from schemas.errors import InvalidValue, MalformedRecord, RecordError
 from schemas.kinds import Kind, Record, Version
 from schemas.parse import parse_record
@@ -392,7 +392,7 @@ def _record(row: list[str | None], columns: list[Column | None], header: list[st
         for key in column.path[:-1]:
             node = node.setdefault(key, {})
         node[column.path[-1]] = _value(text, column)
-    tree = _nulled(tree)
+    tree = _nulled(tree, _REQUIRED_ENTITIES)
     for path, value in documents:
         node = tree
         for key in path[:-1]:
@@ -415,6 +415,9 @@ def _document(text: str | None) -> Any:
 def _value(text: str | None, column: Column) -> Any:
     if text is None or (text == "" and column.type != "str"):
         return None
+    digits = text.lstrip("-")
+    if column.type in ("int", "num") and len(digits) > MAX_INTEGER_DIGITS and digits.isdigit():
+        raise InvalidValue(".".join(column.path), f"has more than {MAX_INTEGER_DIGITS} digits")
     try:
         if column.type == "int":
             return int(text)
@@ -448,10 +451,15 @@ def _number(text: str) -> int | float:
     return value
 
 
-def _nulled(tree: Record) -> Record:
-    """An entity whose every column is empty is null (the row's root stays an object)."""
+_REQUIRED_ENTITIES = frozenset(("event_type", "organisation", "traffic_type", "volume"))
+
+
+def _nulled(tree: Record, kept: frozenset[str] = frozenset()) -> Record:
+    """An entity whose every column is empty is null, unless it is ``kept`` (the root's
+    required entities: ``volume`` of only null amounts is still a volume)."""
     for key, value in tree.items():
         if isinstance(value, dict):
             inner = _nulled(value)
-            tree[key] = None if all(v is None for v in inner.values()) else inner
+            empty = key not in kept and all(v is None for v in inner.values())
+            tree[key] = None if empty else inner
     return tree

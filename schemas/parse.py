@@ -94,7 +94,7 @@ def _canonical_event(r: Record) -> bool:
         and _record_id(get("id"))
         and _canonical_stamp(get("timestamp"))
         and type(kind) is dict
-        and type(kind.get("id")) is int
+        and _record_id(kind.get("id"))
         and type(kind.get("description")) in _STR_OR_NONE
         and (
             severity is None
@@ -114,7 +114,7 @@ def _canonical_event(r: Record) -> bool:
             )
         )
         and type(organisation) is dict
-        and type(organisation.get("id")) is int
+        and _record_id(organisation.get("id"))
         and type(get("alert")) in _BOOL_OR_NONE
         and type(get("description")) in _STR_OR_NONE
         and (endpoint is None or (type(endpoint) is dict and _canonical_endpoint(endpoint)))
@@ -158,7 +158,7 @@ def _canonical_usage(r: Record) -> bool:
         and type(traffic.get("description")) is str
         and "name" not in traffic
         and type(organisation) is dict
-        and type(organisation.get("id")) is int
+        and _record_id(organisation.get("id"))
         and _canonical_entity(currency)
         and (operator is None or (type(operator) is dict and _canonical_operator(operator)))
         and (tariff is None or (type(tariff) is dict and _canonical_tariff(tariff)))
@@ -233,7 +233,9 @@ def _canonical_entity(value: object) -> bool:
 def _event(r: Record) -> None:
     _root_id(r)
     r["timestamp"] = canonical_timestamp(_required(r, "timestamp", ""), "timestamp")
-    _described(_object(r, "event_type", "", required=True), "event_type.")
+    event_type = _object(r, "event_type", "", required=True)
+    _described(event_type, "event_type.")
+    _id64(event_type, "id", "event_type.")
     severity = _object(r, "event_severity", "")
     if severity is not None:
         _described(severity, "event_severity.")
@@ -310,9 +312,15 @@ def _record_id(value: object) -> bool:
 
 
 def _root_id(r: Record) -> None:
-    _id(r, "id", "")
-    if not _record_id(r["id"]):
-        raise InvalidValue("id", f"is {r['id']}, which does not fit in 64 bits")
+    _id64(r, "id", "")
+
+
+def _id64(obj: Record, key: str, prefix: str) -> None:
+    """A required id the log stores as a number (the record's, its organisation's, its event
+    type's): a signed 64-bit integer."""
+    _id(obj, key, prefix)
+    if not _record_id(obj[key]):
+        raise InvalidValue(prefix + key, f"is {obj[key]}, which does not fit in 64 bits")
 
 
 def _required(obj: Record, key: str, prefix: str) -> Any:
@@ -391,7 +399,7 @@ def _renamed(obj: Record, prefix: str) -> None:
 
 
 def _organisation(r: Record) -> None:
-    _id(_object(r, "organisation", "", required=True), "id", "organisation.")
+    _id64(_object(r, "organisation", "", required=True), "id", "organisation.")
 
 
 def _currency(obj: Record, prefix: str) -> None:

@@ -123,7 +123,7 @@ def _drop_nulls(out: Record) -> None:
     balance = endpoint["balance"]
     if balance is None:
         out["endpoint"] = {k: v for k, v in endpoint.items() if k != "balance"}
-    elif "expiry_date" in balance and balance["expiry_date"] is None:
+    elif type(balance) is dict and "expiry_date" in balance and balance["expiry_date"] is None:
         trimmed = {k: v for k, v in balance.items() if k != "expiry_date"}
         out["endpoint"] = {**endpoint, "balance": trimmed}
 

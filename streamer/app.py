@@ -21,6 +21,7 @@ from streamer.activity import log_summaries
 from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
+from streamer.api.budget import IngestBudget
 from streamer.api.errors import error_middleware
 from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
@@ -60,7 +61,12 @@ async def create_app(settings: Settings) -> web.Application:
     """Open the log, start every stream and return the HTTP application."""
     limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_secs)
     app = web.Application(
-        middlewares=[error_middleware, rate_limit_middleware(limiter), auth_middleware],
+        middlewares=[
+            ingest.count_rejections,
+            error_middleware,
+            rate_limit_middleware(limiter),
+            auth_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     log, store = await _open(settings)
@@ -82,7 +88,8 @@ async def create_app(settings: Settings) -> web.Application:
     readers = BodyReaders(
         workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc
     )
-    app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers)
+    budget = IngestBudget(settings.max_inflight_ingest_bytes)
+    app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers, budget)
     app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     sync: Literal["full", "normal"] = "full"
     """``full``: a 202 survives power loss (fsync per commit group); ``normal``: a crash."""
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_inflight_ingest_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    """Ingest bodies in flight (received, then inflated) hold at most this many bytes between
+    them; beyond, ingest answers 503 with ``Retry-After``."""
+    header_timeout_secs: float = Field(10.0, gt=0)
+    """A connection that has not sent a whole request head within this time of connecting (or
+    of its last answer) is closed; idle keep-alive connections too."""
+    body_timeout_secs: float = Field(60.0, gt=0)
+    """A request body must arrive within this time of the handler reading it (408 beyond)."""
     ingest_workers: int | None = Field(None, ge=0, le=64)
     """Processes that parse ingest bodies; 0 parses in the service process; unset: one per
     core beyond the first (at most four)."""

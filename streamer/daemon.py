@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 
 import structlog
 from aiohttp import web
 
+from streamer.api.protocol import JsonErrorRunner
 from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
@@ -36,13 +38,17 @@ def stop_on_signals() -> asyncio.Event:
 
 async def serve(settings: Settings) -> None:
     stop = stop_on_signals()
+    _raise_file_limit()
     app = await create_app(settings)
-    runner = web.AppRunner(
+    runner = JsonErrorRunner(
         app,
         auto_decompress=False,  # ingest inflates gzip itself, within the body limit
         access_log=None,
         handle_signals=False,
         shutdown_timeout=http_drain_secs(settings.shutdown_timeout_secs),
+        # aiohttp closes a connection still without a whole request head this long after it
+        # connected or got its last answer: the header read timeout (and the idle timeout)
+        keepalive_timeout=settings.header_timeout_secs,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -51,6 +57,10 @@ async def serve(settings: Settings) -> None:
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before "listening": a signal sent on
+        loop.add_signal_handler(signum, stop.set)  # reading that line must stop gracefully
     host, port = runner.addresses[0][:2]
     _log.info(
         "listening",
@@ -63,3 +73,17 @@ async def serve(settings: Settings) -> None:
     app[SERVICES].begin_shutdown()  # the budget runs from the signal
     await runner.cleanup()
     _log.info("stopped")
+
+
+def _raise_file_limit() -> None:
+    """Open files (one per connection) up to the hard limit: the common soft limit of 1,024
+    is reached by a few hundred idle clients plus the log and the connectors' sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        _log.warning("cannot raise the open-file limit", soft=soft, hard=hard, error=str(exc))
+        return
+    _log.info("raised the open-file limit", soft=hard, was=soft)

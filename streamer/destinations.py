@@ -2,15 +2,18 @@
 
 The only module (with ``streamer.app``) that knows the concrete connectors. Each builder maps
 the validated credentials (``streamer.spec``) onto the connector's own config; a destination
-that cannot be built raises ``ValueError`` with a reason fit for an API answer.
+that cannot be built raises ``ValueError`` with a reason fit for an API answer. Every
+connector comes wrapped so that its errors and refusal reasons never carry the destination's
+secrets (a receiver's error reply may echo a header value back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import Batch, Connector, DeliveryError, SendResult
 from connectors.datadog import DatadogConfig
 from connectors.http import PrivateDestinationError
 from connectors.keenio import DEFAULT_BASE_URL as KEEN_URL
@@ -20,6 +23,7 @@ from connectors.s3 import S3Config
 from connectors.webhook import WebhookConfig
 from schemas import Version
 from streamer.config import Settings
+from streamer.redact import redact, secret_values
 from streamer.spec import StreamSpec
 
 __all__ = ["connector_factory"]
@@ -112,6 +116,43 @@ _BUILDERS: dict[str, Builder] = {
 }
 
 
+class _Redacting:
+    """``inner`` with every secret value taken out of its error messages and refusal reasons."""
+
+    def __init__(self, inner: Connector, secrets: list[str]) -> None:
+        self._inner = inner
+        self._secrets = secrets
+        self.rendering = inner.rendering
+        self.max_batch = inner.max_batch
+        self.linger_secs = inner.linger_secs
+        self.stable_batches = inner.stable_batches
+
+    async def send(self, batch: Batch) -> SendResult:
+        try:
+            result = await self._inner.send(batch)
+        except DeliveryError as error:
+            self._scrub(error)
+            raise
+        if not result.rejected:
+            return result
+        rejected = [(index, redact(reason, self._secrets)) for index, reason in result.rejected]
+        return replace(result, rejected=rejected)
+
+    async def healthcheck(self) -> None:
+        try:
+            await self._inner.healthcheck()
+        except DeliveryError as error:
+            self._scrub(error)
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def _scrub(self, error: DeliveryError) -> None:
+        error.message = redact(error.message, self._secrets)
+        error.args = (error.message,)
+
+
 def connector_factory(settings: Settings) -> Callable[[StreamSpec, int | None], Connector]:
     """Build a stream's connector from its definition and id (``None``: not stored yet);
     ``ValueError`` says why it cannot be."""
@@ -124,12 +165,19 @@ def connector_factory(settings: Settings) -> Callable[[StreamSpec, int | None], 
         builder = _BUILDERS.get(destination["connection_type"])
         if builder is None:
             raise ValueError(f"connection type {destination['connection_type']} is not supported")
+        secrets = secret_values(destination["credentials"])
         try:
-            return builder(spec, destination["credentials"], settings)
+            connector = builder(spec, destination["credentials"], settings)
         except PrivateDestinationError as exc:
             raise ValueError(
-                f"destination refused: {exc} (an operator may allow private destinations"
-                " with STREAMER_ALLOW_PRIVATE_DESTINATIONS=true)"
+                redact(
+                    f"destination refused: {exc} (an operator may allow private destinations"
+                    " with STREAMER_ALLOW_PRIVATE_DESTINATIONS=true)",
+                    secrets,
+                )
             ) from None
+        except ValueError as exc:
+            raise ValueError(redact(str(exc), secrets)) from None
+        return _Redacting(connector, secrets)
 
     return build

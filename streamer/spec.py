@@ -6,12 +6,15 @@ is the service's own); every representation that leaves the service goes through
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -27,6 +30,7 @@ from pydantic import (
 from schemas import Kind, Version
 from streamer import filters
 from streamer.filters import Matcher
+from streamer.redact import mask_url
 
 __all__ = [
     "EVENT",
@@ -48,12 +52,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _integer(value: Any) -> Any:
+    """Before a ``Literal`` of integers, which takes ``true`` for 1 and ``1.0`` too."""
+    if type(value) is not int:
+        raise ValueError("must be an integer")
+    return value
+
+
+Id = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
+"""An id: a positive 64-bit integer; ``true``, ``"7"`` and ``7.0`` are not ids."""
+
+
 class Ref(_Body):
-    id: int
+    id: Id
 
 
 class StreamType(_Body):
-    id: Literal[1, 2, 3]
+    id: Annotated[Literal[1, 2, 3], BeforeValidator(_integer)]
     description: str | None = None
 
 
@@ -61,7 +76,7 @@ class RestApiCredentials(_Body):
     url: HttpUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: list[str] = Field(default_factory=list)
-    size: int = Field(3000, ge=1, le=10000)
+    size: int = Field(3000, strict=True, ge=1, le=10000)
     signing_secret: str | None = Field(
         None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
     )
@@ -79,8 +94,24 @@ class RestApiCredentials(_Body):
     @field_validator("signing_secret")
     @classmethod
     def _whsec(cls, secret: str | None) -> str | None:
-        if secret is not None and not secret.startswith("whsec_"):
+        """Standard Webhooks: ``whsec_`` and the base64 of a key of 24 to 64 bytes. The messages
+        never repeat the secret."""
+        if secret is None:
+            return None
+        if not secret.startswith("whsec_"):
             raise ValueError("a signing secret is 'whsec_' followed by base64")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise ValueError(
+                "a signing secret is 'whsec_' followed by standard base64 (A-Z a-z 0-9 + /)"
+                " with its '=' padding"
+            ) from None
+        if not 24 <= len(key) <= 64:
+            raise ValueError(
+                f"a signing secret's key is 24 to 64 bytes (Standard Webhooks); this one has"
+                f" {len(key)}"
+            )
         return secret
 
 
@@ -95,7 +126,11 @@ def _role_arn(value: str) -> str:
     return value
 
 
-RoleArn = Annotated[str, AfterValidator(_role_arn)]
+RoleArn = Annotated[
+    str,
+    AfterValidator(_role_arn),
+    Field(json_schema_extra={"pattern": f"^{_ROLE_ARN.pattern}$"}),
+]
 _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 
 
@@ -109,9 +144,9 @@ class S3Credentials(_Body):
     region: str = Field(pattern=_REGION, examples=["eu-west-1"])
     bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
     role_arn: RoleArn
-    flush_size: int = Field(10000, ge=10, le=100000, description="records per file")
+    flush_size: int = Field(10000, strict=True, ge=10, le=100000, description="records per file")
     rotate_interval: int = Field(
-        10000, ge=10000, le=900000, description="ms before a file is written"
+        10000, strict=True, ge=10000, le=900000, description="ms before a file is written"
     )
     key_prefix: str = Field("", max_length=512)
     compression: Literal["none", "gzip"] = "none"
@@ -121,7 +156,7 @@ class KeenIOCredentials(_Body):
     project_id: str = Field(min_length=1, max_length=100)
     write_key: str = Field(min_length=1)
     collection_name: str = Field(min_length=1, max_length=256)
-    size: int = Field(3000, ge=1, le=10000)
+    size: int = Field(3000, strict=True, ge=1, le=10000)
 
 
 class DatadogCredentials(_Body):
@@ -259,9 +294,12 @@ class StreamSpec(_Body):
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:
-    """The stored spec with every secret replaced by ``****`` (header values, keys, secrets)."""
+    """The stored spec with every secret replaced by ``****`` (header values, keys, secrets,
+    a URL's user information)."""
     destination = dict(spec["destination"])
     credentials = dict(destination["credentials"])
+    if credentials.get("url"):
+        credentials["url"] = mask_url(credentials["url"])
     if credentials.get("headers"):
         credentials["headers"] = [
             f"{header.partition(':')[0]}:{MASK}" for header in credentials["headers"]

@@ -17,7 +17,7 @@ from streamer.api.errors import ApiError
 from streamer.api.streams import READ, WRITE, json_body, stream_organisation
 from streamer.auth import Principal
 from streamer.callbacks import ApiCallback, ApiCallbacks
-from streamer.spec import RestApiCredentials
+from streamer.spec import Ref, RestApiCredentials
 
 __all__ = ["CALLBACKS", "find_callback", "routes"]
 
@@ -54,8 +54,11 @@ async def create_callback(request: web.Request) -> web.Response:
     principal = require(request, *WRITE)
     body = await json_body(request)
     named = body.get("organisation")
-    if named is not None and not (isinstance(named, dict) and type(named.get("id")) is int):
-        raise ApiError(422, "organisation must be {'id': <organisation id>}")
+    if named is not None:
+        try:
+            named = Ref.model_validate(named).model_dump()
+        except ValidationError:
+            raise ApiError(422, "organisation must be {'id': <organisation id>}") from None
     try:
         url = str(RestApiCredentials.model_validate({"url": body.get("url")}).url)
     except ValidationError:

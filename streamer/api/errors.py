@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-__all__ = ["ApiError", "error_middleware", "problem"]
+__all__ = ["ApiError", "Handler", "error_middleware", "problem"]
 
 _log = structlog.get_logger("streamer.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+"""Headers of aiohttp's own error answers that are part of their meaning (RFC 9110)."""
 _TOKENS = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
+    411: "length_required",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "unprocessable_entity",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
     503: "service_unavailable",
 }
 
@@ -35,7 +43,9 @@ class ApiError(Exception):
         message: str,
         token: str | None = None,
         errors: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -43,6 +53,8 @@ class ApiError(Exception):
         self.token = token or _TOKENS.get(status, "error")
         self.errors = errors
         self.headers = headers
+        self.close = close
+        """Close the connection after the answer (the rest of the request cannot be trusted)."""
 
 
 def problem(error: ApiError) -> web.Response:
@@ -53,7 +65,10 @@ def problem(error: ApiError) -> web.Response:
     }
     if error.errors is not None:
         body["errors"] = error.errors
-    return web.json_response(body, status=error.status, headers=error.headers)
+    response = web.json_response(body, status=error.status, headers=error.headers)
+    if error.close:
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -65,7 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(ApiError(exc.status, exc.reason))
+        headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
+        return problem(ApiError(exc.status, exc.reason, headers=headers))
     except ConnectionResetError:  # the client went away mid-request: nobody reads an answer
         _log.debug("client went away", method=request.method, path=request.path)
         return problem(ApiError(400, "the connection closed before the request was read"))

@@ -26,6 +26,7 @@ from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
 from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
 from streamer.log.base import Stream, StreamStatus
+from streamer.redact import mask_url
 
 __all__ = ["routes", "v1_item"]
 
@@ -115,7 +116,7 @@ def v1_item(state: Stream) -> dict[str, Any]:
             "description": V1_STREAM_TYPES[spec["data_stream_type"]["id"]],
         },
         "api_type": {"id": type_id, "description": API_TYPES[type_id]},
-        "api_callback": credentials.get("url"),
+        "api_callback": mask_url(credentials.get("url")),
         "last_result_code": state.position.last_result_code,
         "last_dispatched_timestamp": state.position.last_delivery_at,
         "stream_historic_data": int(bool(spec.get("stream_historic_data"))),

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from streamer.api.legacy import API_TYPES
 from streamer.api.streams import LOOKUPS
-from streamer.spec import StreamSpec
+from streamer.spec import STREAM_TYPES, StreamSpec
 
 __all__ = ["document", "routes"]
 
@@ -31,6 +32,14 @@ _ERROR: Schema = {
 }
 _REF = "#/components/schemas/{model}"
 _ID_STATUS = {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}
+_ORGANISATION = {"$ref": _REF.format(model="Ref")}
+"""The model every body's ``organisation`` is validated with (a positive 64-bit id)."""
+
+
+def _ids(allowed: Any) -> Schema:
+    return {"type": "object", "required": ["id"], "properties": {"id": {"enum": sorted(allowed)}}}
+
+
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _STREAM: Schema = {
     "type": "object",
@@ -82,8 +91,8 @@ _V1_CREATE: Schema = {
     "required": ["data_stream_type", "api_type"],
     "properties": {
         "stream_historic_data": {"enum": [0, 1]},
-        "data_stream_type": _ID_STATUS,
-        "api_type": _ID_STATUS,
+        "data_stream_type": _ids(STREAM_TYPES),
+        "api_type": _ids(k for k in API_TYPES if k not in (5, 7)),  # 5, 7: not supported
         "api_callback": {
             "type": "object",
             "properties": {"url": {"type": "string"}, "id": {"type": "integer"}},
@@ -91,7 +100,7 @@ _V1_CREATE: Schema = {
         "api_username": {"type": "string"},
         "api_password": {"type": "string"},
         "api_parameter": {"type": "string"},
-        "organisation": _ID_STATUS,
+        "organisation": _ORGANISATION,
     },
 }
 _CALLBACK: Schema = {
@@ -102,7 +111,7 @@ _CALLBACK: Schema = {
 _CALLBACK_CREATE: Schema = {
     "type": "object",
     "required": ["url"],
-    "properties": {"url": {"type": "string"}, "organisation": _ID_STATUS},
+    "properties": {"url": {"type": "string"}, "organisation": _ORGANISATION},
 }
 _AUTHENTICATE: Schema = {
     "type": "object",
@@ -117,7 +126,7 @@ _TOKEN_CREATE: Schema = {
     "required": ["role"],
     "properties": {
         "role": {"enum": ["observer", "user", "admin", "ingest"]},
-        "organisation": _ID_STATUS,
+        "organisation": {"anyOf": [_ORGANISATION, {"type": "null"}]},  # null: the caller's
         "name": {"type": "string", "maxLength": 200},
     },
 }
@@ -132,18 +141,26 @@ _TOKEN: Schema = {
         "created_at": {"type": "string"},
     },
 }
-_PATCH: Schema = {
-    "type": "object",
-    "properties": {
-        "name": _NULLABLE_TEXT,
-        "data_stream_type": _ID_STATUS,
-        "destination": {"type": "object"},
-        "filters": {"type": "array"},
-        "relation_resolution": {},
-        "format_version": {"enum": ["old", "migrated", "new"]},
-        "status": {"type": "object", "properties": {"id": {"enum": [1, 2]}}},
-    },
-}
+
+
+def _patch(spec_schema: Schema) -> Schema:
+    """A PATCH body: any of the changeable fields of ``StreamSpec``, validated by its model."""
+    changeable = (
+        "name",
+        "data_stream_type",
+        "destination",
+        "filters",
+        "format_version",
+        "relation_resolution",
+    )
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **{name: spec_schema["properties"][name] for name in changeable},
+            "status": _ids([1, 2]),
+        },
+    }
 
 
 def _json(schema: Schema) -> Schema:
@@ -261,7 +278,7 @@ def document() -> Schema:
             "patch": _op(
                 "Change or pause/resume",
                 {202: None},
-                body=_PATCH,
+                body=_patch(spec_schema),
                 params=ident,
                 fails=(400, 404, 422),
             ),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from streamer.api.budget import IngestBudget
 from streamer.auth import Tokens
 from streamer.config import Settings
 from streamer.fanout.engine import Fanout
@@ -26,6 +27,7 @@ class Services:
     tokens: Tokens
     metrics: Metrics
     readers: BodyReaders
+    ingest_budget: IngestBudget
     draining: bool = False
     shutdown: ShutdownBudget | None = None
 

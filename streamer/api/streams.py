@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from streamer.api.auth import require
 from streamer.api.errors import ApiError
+from streamer.api.limits import read_body
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Principal
 from streamer.fanout.engine import StreamConflict
@@ -209,7 +210,7 @@ def find_stream(request: web.Request, principal: Principal) -> Stream:
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -38,8 +38,8 @@ async def create_token(request: web.Request) -> web.Response:
         raise ApiError(422, f"role must be one of {', '.join(ROLES)}")
     named = body.get("organisation")
     ident = named.get("id") if isinstance(named, dict) else None
-    if named is not None and (not isinstance(ident, int) or isinstance(ident, bool)):
-        raise ApiError(422, "organisation must be {'id': <integer>} or omitted")
+    if named is not None and (type(ident) is not int or not 1 <= ident < 2**63):
+        raise ApiError(422, "organisation must be {'id': <positive 64-bit integer>} or omitted")
     organisation = named["id"] if named is not None else principal.organisation
     if principal.organisation is not None and organisation != principal.organisation:
         raise ApiError(403, "an organisation's admin makes tokens for its own organisation only")

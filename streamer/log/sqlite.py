@@ -139,7 +139,10 @@ class SqliteLog:
         that appends records (the service); a second such process on the same directory is
         refused with ``LogError`` (offsets are assigned in memory). Commands that only touch
         tokens or streams may open it beside the running service."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # destination secrets live in the database: owner-only (SQLite gives its -wal and
+        # -shm files the database file's mode)
+        (data_dir / "streamer.db").touch(mode=0o600, exist_ok=True)
         log = cls(data_dir / "streamer.db", sync)
         if exclusive:
             log._lock = _lock(data_dir / "streamer.lock")

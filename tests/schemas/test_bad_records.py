@@ -115,6 +115,10 @@ BAD_FIELDS = [
     ),
     pytest.param(E, "id", 2**63, InvalidValue, "id", id="id-2**63"),
     pytest.param(E, "id", -(2**63) - 1, InvalidValue, "id", id="id-below-int64"),
+    pytest.param(
+        U, "organisation.id", 2**64, InvalidValue, "organisation.id", id="organisation-2**64"
+    ),
+    pytest.param(E, "event_type.id", 10**25, InvalidValue, "event_type.id", id="event_type-huge"),
 ]
 
 
