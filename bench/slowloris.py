@@ -30,6 +30,48 @@ from schemas import Kind, Version, dumps
 from streamer.simulate import Fleet
 
 
+async def _start(
+    env: dict[str, str], tmp: str, nofile: int
+) -> tuple[asyncio.subprocess.Process, str]:
+    """The service under the given open-file limit, and its URL once it listens."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+    try:
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "streamer",
+            "run",
+            env=env,
+            cwd=tmp,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert daemon.stderr is not None
+    url = ""
+    while not url:
+        event = orjson.loads(await daemon.stderr.readline())
+        url = event.get("url", "") if event.get("event") == "listening" else ""
+    return daemon, url
+
+
+async def _probe(
+    session: aiohttp.ClientSession, url: str, data: bytes | None, headers: dict[str, str]
+) -> tuple[bool, float]:
+    """One request (POST with ``data``, else GET): whether it succeeded, and how long it took."""
+    sent = time.monotonic()
+    try:
+        async with session.request(
+            "POST" if data else "GET", url, data=data, headers=headers
+        ) as response:
+            await response.read()
+            ok = response.status in (200, 202)
+    except (TimeoutError, aiohttp.ClientError):
+        ok = False
+    return ok, time.monotonic() - sent
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=1500)
@@ -37,7 +79,7 @@ async def main() -> None:
     parser.add_argument("--wait", type=float, default=90.0)
     parser.add_argument("--source", default=str(Path(__file__).resolve().parents[1]))
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     token = "bench_" + secrets.token_urlsafe(24)
     body = dumps(Fleet(seed=5).event(), Kind.EVENT, Version.NEW)
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,24 +92,7 @@ async def main() -> None:
             "STREAMER_LOG_FORMAT": "json",
             "STREAMER_SYNC": "normal",
         }
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
-        try:
-            daemon = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "streamer",
-                "run",
-                env=env,
-                cwd=tmp,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        assert daemon.stderr is not None
-        url = ""
-        while not url:
-            event = orjson.loads(await daemon.stderr.readline())
-            url = event.get("url", "") if event.get("event") == "listening" else ""
+        daemon, url = await _start(env, tmp, min(args.nofile, hard))
         log_lines = 0
 
         async def count_lines() -> None:
@@ -105,23 +130,12 @@ async def main() -> None:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             while time.monotonic() - started < args.wait and not all(t.done() for t in slow):
-                for path, data in (("/health/live", None), ("/api/v1/ingest/events", body)):
-                    sent = time.monotonic()
-                    try:
-                        method = "POST" if data else "GET"
-                        async with session.request(
-                            method, url + path, data=data, headers=headers
-                        ) as response:
-                            await response.read()
-                            ok = response.status in (200, 202)
-                    except (TimeoutError, aiohttp.ClientError):
-                        ok = False
-                    took = time.monotonic() - sent
-                    failures += not ok
-                    if data:
-                        ingest_worst = max(ingest_worst, took)
-                    else:
-                        live_worst = max(live_worst, took)
+                ok, took = await _probe(session, url + "/health/live", None, headers)
+                failures += not ok
+                live_worst = max(live_worst, took)
+                ok, took = await _probe(session, url + "/api/v1/ingest/events", body, headers)
+                failures += not ok
+                ingest_worst = max(ingest_worst, took)
                 await asyncio.sleep(0.2)
         for task in slow:
             task.cancel()
