@@ -197,10 +197,10 @@ class SqliteLog:
             for kind, first, last, offsets, routing, body in segments:
                 if len(rows) >= limit and first > rows[limit - 1].offset:
                     break  # every later segment starts after the rows kept
-                rows += _rows(
-                    _KINDS[kind], organisation, first, last, offsets, routing, body, after
-                )
-                if len(kinds) > 1:  # segments of two kinds interleave
+                new = _rows(_KINDS[kind], organisation, first, last, offsets, routing, body, after)
+                interleaved = rows and new and new[0].offset < rows[-1].offset
+                rows += new
+                if interleaved:  # an append that held both kinds
                     rows.sort(key=_offset)
             return rows[:limit]
 
