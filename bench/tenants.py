@@ -1,6 +1,7 @@
 """Many organisations, one service: the same records over 1, 100 and 1,000 organisations.
 
-Run: ``python3 -m bench.tenants [--records N] [--organisations 1,100,1000] [--write]``.
+Run: ``python3 -m bench.tenants [--records N] [--organisations 1,100,1000] [--max-wait-ms N]
+[--write]``.
 
 For each organisation count, a fresh daemon (``streamer run``, ``STREAMER_SYNC=normal``) gets
 one Webhook stream per organisation (``size`` 3000, all to one receiver, ``bench.receiver``,
