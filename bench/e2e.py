@@ -226,12 +226,14 @@ async def run_organisations(
     count: int,
     organisations: int,
     in_flight: int = CONCURRENCY,
+    **env: str,
 ) -> dict[str, float]:
     """``count`` event records over ``organisations``, one Webhook stream (size ``SIZE``)
-    each, ``STREAMER_SYNC=normal``: records/s end to end, daemon CPU, records per request."""
+    each, ``STREAMER_SYNC=normal`` and ``env``: records/s end to end, daemon CPU, records per
+    webhook request."""
     bodies = batches(count, Kind.EVENT, organisations)
     with tempfile.TemporaryDirectory() as data:
-        daemon = Daemon(Path(data), secrets.token_urlsafe(32), STREAMER_SYNC="normal")
+        daemon = Daemon(Path(data), secrets.token_urlsafe(32), STREAMER_SYNC="normal", **env)
         try:
             await wait_until_up(session, f"{daemon.url}/health/ready")
             for organisation in range(1, organisations + 1):

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from streamer.activity import log_summaries
 from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
@@ -66,6 +67,7 @@ async def create_app(settings: Settings) -> web.Application:
             error_middleware,
             rate_limit_middleware(limiter),
             auth_middleware,
+            _receiving_middleware,
         ],
         client_max_size=settings.max_body_bytes,
     )
@@ -105,6 +107,15 @@ async def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(_lifespan)
     return app
+
+
+@web.middleware
+async def _receiving_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Ingest requests in progress tell the fan-out that records are on their way in."""
+    if not request.path.startswith("/api/v1/ingest/"):
+        return await handler(request)
+    with request.app[SERVICES].fanout.receiving():
+        return await handler(request)
 
 
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:

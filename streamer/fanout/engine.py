@@ -10,6 +10,7 @@ the workers of the organisations they hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -71,6 +72,11 @@ class Fanout:
             self._metrics.status.labels(str(stream.id)).set(stream.status)
             if stream.status in (StreamStatus.RUNNING, StreamStatus.PENDING):
                 await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
+
+    def receiving(self) -> contextlib.AbstractContextManager[None]:
+        """Around an ingest request: while records are on their way in, partial batches
+        keep waiting for more."""
+        return self._quiet.receiving()
 
     def notify(self, entries: Sequence[Entry]) -> None:
         """``entries`` were appended: tell the workers of their organisations."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -54,18 +55,23 @@ class Page:
     def covers(self, position: int) -> bool:
         return self.start <= position < self.end
 
-    def payload(self, index: int, rendering: Rendering) -> bytes:
-        """Row ``index`` rendered as ``rendering`` asks, computed once per page and rendering."""
-        row = self.rows[index]
+    def payloads(self, indices: Iterable[int], rendering: Rendering) -> list[bytes]:
+        """Rows ``indices`` rendered as ``rendering`` asks, each computed once per page and
+        rendering."""
+        rows = self.rows
         if rendering.form is Form.JSON and rendering.version is Version.NEW:
-            return row.body
+            return [rows[index].body for index in indices]
         cache = self.rendered.get(rendering)
         if cache is None:
-            cache = self.rendered[rendering] = [None] * len(self.rows)
-        payload = cache[index]
-        if payload is None:
-            payload = cache[index] = render_payload(row.kind, row.body, rendering)
-        return payload
+            cache = self.rendered[rendering] = [None] * len(rows)
+        payloads = []
+        for index in indices:
+            payload = cache[index]
+            if payload is None:
+                row = rows[index]
+                payload = cache[index] = render_payload(row.kind, row.body, rendering)
+            payloads.append(payload)
+        return payloads
 
 
 class Pages:

@@ -107,7 +107,7 @@ class _Cut:
             else list(islice((i for i in range(start, stop) if selected(rows[i])), wanted))
         )
         self.rows += [rows[i] for i in picked]
-        self.payloads += [page.payload(i, connector.rendering) for i in picked]
+        self.payloads += page.payloads(picked, connector.rendering)
         full = len(picked) == wanted
         self.position = rows[picked[-1]].offset if full else max(self.position, limit)
 
@@ -461,7 +461,7 @@ class StreamWorker:
 
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
-    return Batch(key, payloads, [row.kind.value for row in rows], [row.offset for row in rows])
+    return Batch(key, payloads, [row.kind for row in rows], [row.offset for row in rows])
 
 
 def _offset(row: Row) -> int:

@@ -20,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import bisect
 import fcntl
+import heapq
 import queue
 import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -110,6 +111,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (stream, off
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 PRAGMA user_version = {_LAYOUT};
 """
+_LANE = (
+    "SELECT first, last, offsets, routing, body FROM segments"
+    " WHERE organisation = ? AND kind = ? AND last > ? ORDER BY last"
+)
 _STREAM_COLUMNS = (
     "s.id, s.organisation, s.spec, s.status, s.error, s.created_at, p.offset, p.delivered,"
     " p.last_delivery_at, p.last_result_code, p.inflight"
@@ -186,26 +191,10 @@ class SqliteLog:
     async def read(
         self, organisation: int, kinds: Collection[Kind], after: int, limit: int
     ) -> list[Row]:
-        lane = _lane(kinds)
-        if limit <= 0:
-            return []
-
         def job(conn: sqlite3.Connection) -> list[Row]:
-            rows: list[Row] = []
-            segments = conn.execute(
-                "SELECT kind, first, last, offsets, routing, body FROM segments"
-                f" WHERE organisation = ? AND kind IN ({lane}) AND last > ? ORDER BY first",
-                (organisation, after),
-            )
-            for kind, first, last, offsets, routing, body in segments:
-                if len(rows) >= limit and first > rows[limit - 1].offset:
-                    break  # every later segment starts after the rows kept
-                rows += _rows(
-                    _KINDS[kind], organisation, first, last, offsets, routing, body, after
-                )
-                if len(kinds) > 1:  # segments of two kinds interleave
-                    rows.sort(key=_offset)
-            return rows[:limit]
+            lanes = [_lane_rows(conn, organisation, kind, after) for kind in kinds]
+            rows = lanes[0] if len(lanes) == 1 else heapq.merge(*lanes, key=_offset)
+            return list(islice(rows, limit))
 
         return await self._read(job)
 
@@ -623,12 +612,19 @@ def _segment(
     return _Segment(organisation, kind, indices, routing, body)
 
 
-_KINDS = {kind.value: kind for kind in Kind}
-
-
 def _lane(kinds: Collection[Kind]) -> str:
     """The SQL list of ``kinds`` (members of a closed enum, so safe to inline)."""
     return ", ".join(f"'{kind.value}'" for kind in kinds)
+
+
+def _lane_rows(
+    conn: sqlite3.Connection, organisation: int, kind: Kind, after: int
+) -> Iterator[Row]:
+    """The lane's rows after ``after`` in offset order, read a segment at a time as they are
+    taken (the segments come in index order: no sort, so no copy of their bodies)."""
+    segments = conn.execute(_LANE, (organisation, kind.value, after))
+    for first, last, offsets, routing, body in segments:
+        yield from _rows(kind, organisation, first, last, offsets, routing, body, after)
 
 
 def _offsets(first: int, last: int, offsets: bytes | None) -> list[int]:

@@ -115,6 +115,19 @@ async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteL
     ]
 
 
+async def test_a_lane_is_read_in_index_order_without_sorting_its_bodies(log: SqliteLog) -> None:
+    """A sort would copy every segment after the position, bodies and all, on each read."""
+    await log.append(entries(3))
+    plan = await log._read(
+        lambda conn: conn.execute(
+            f"EXPLAIN QUERY PLAN {sqlite_module._LANE}", (1, "usage", 0)
+        ).fetchall()
+    )
+    details = " ".join(str(step[-1]) for step in plan)
+    assert "segments_by_lane" in details
+    assert "TEMP B-TREE" not in details
+
+
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
     stored = [
         Entry(Kind.EVENT, 7, 19, 1, b'{"e":1}'),
