@@ -15,8 +15,15 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[SERVICES].draining:
+    """Ready (200) unless draining. Streams whose delivery waits out the service's own error
+    (a full disk, a database error) are listed under ``delivery_held`` with that error."""
+    services = request.app[SERVICES]
+    if services.draining:
         return web.json_response({"status": "draining"}, status=503)
+    held = services.fanout.troubles()
+    if held:
+        detail = {str(stream_id): error for stream_id, error in sorted(held.items())}
+        return web.json_response({"status": "ready", "delivery_held": detail})
     return web.json_response({"status": "ready"})
 
 

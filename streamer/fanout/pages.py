@@ -7,6 +7,9 @@ reading the log again. Streams of one lane therefore share one read of each page
 rendering of each record per distinct ``Rendering``: ten streams that all want ``migrated``
 JSON render each record once. ``new`` JSON is the stored canonical bytes themselves: no work
 at all. A bounded number of pages stay cached per lane, and a bounded number of lanes.
+
+A record that cannot be rendered as a stream asks (a renderer raised for it) is
+``Unrenderable``: that record, not its page or its batch, is the failure.
 """
 
 from __future__ import annotations
@@ -19,20 +22,40 @@ from typing import NamedTuple
 import orjson
 
 from connectors.base import Form, Rendering
-from schemas import Kind, Version, csv_row, dumps
+from schemas import Kind, Shape, Version, csv_row, dumps
 from streamer.log.base import Log, Row
 
-__all__ = ["Lane", "Page", "Pages", "render_payload"]
+__all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
+
+
+class Unrenderable(Exception):
+    """A record that cannot be rendered as a stream asks; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
-    """One record's canonical bytes rendered as ``rendering`` asks."""
+    """One record's canonical bytes rendered as ``rendering`` asks; ``Unrenderable`` when a
+    renderer fails for it (whatever it raises: the failure belongs to this record alone)."""
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
-    record = orjson.loads(body)
-    if rendering.form is Form.CSV:
-        return csv_row(record, kind, rendering.version).encode()
-    return dumps(record, kind, rendering.version, rendering.shape)
+    try:
+        record = orjson.loads(body)
+        if rendering.form is Form.CSV:
+            return csv_row(record, kind, rendering.version).encode()
+        return dumps(record, kind, rendering.version, rendering.shape)
+    except Exception as exc:  # RecursionError, TypeError …: a renderer's bug, for this record
+        raise Unrenderable(
+            f"the record cannot be rendered as {_described(rendering)}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _described(rendering: Rendering) -> str:
+    shape = "" if rendering.shape is Shape.FULL else f" ({rendering.shape.value} shape)"
+    form = "a CSV row" if rendering.form is Form.CSV else "JSON"
+    return f"{form} in format {rendering.version.value}{shape}"
 
 
 class Lane(NamedTuple):
@@ -49,13 +72,14 @@ class Page:
     start: int
     end: int
     rows: list[Row]
-    rendered: dict[Rendering, list[bytes | None]] = field(default_factory=dict)
+    rendered: dict[Rendering, list[bytes | Unrenderable | None]] = field(default_factory=dict)
 
     def covers(self, position: int) -> bool:
         return self.start <= position < self.end
 
     def payload(self, index: int, rendering: Rendering) -> bytes:
-        """Row ``index`` rendered as ``rendering`` asks, computed once per page and rendering."""
+        """Row ``index`` rendered as ``rendering`` asks, computed once per page and rendering
+        (a failure too: ``Unrenderable``)."""
         row = self.rows[index]
         if rendering.form is Form.JSON and rendering.version is Version.NEW:
             return row.body
@@ -64,7 +88,12 @@ class Page:
             cache = self.rendered[rendering] = [None] * len(self.rows)
         payload = cache[index]
         if payload is None:
-            payload = cache[index] = render_payload(row.kind, row.body, rendering)
+            try:
+                payload = cache[index] = render_payload(row.kind, row.body, rendering)
+            except Unrenderable as failure:
+                payload = cache[index] = failure
+        if isinstance(payload, Unrenderable):
+            raise Unrenderable(payload.reason)
         return payload
 
 
