@@ -265,7 +265,7 @@ class StreamWorker:
         destination acknowledged."""
         tries = 0
         while True:
-            self.trouble = f"{type(exc).__name__}: {exc}"
+            self.trouble = _described(exc)
             self._metrics.service_errors.labels(self._label).inc()
             delay = self._policy.delay(tries)
             tries += 1
@@ -273,7 +273,7 @@ class StreamWorker:
             log(
                 "delivery held up by the service's own error, retrying",
                 stream=self.stream.id,
-                error=self.trouble,
+                error=f"{type(exc).__name__}: {exc}",
                 retry_in_secs=round(delay, 3),
                 exc_info=tries == 1 and not isinstance(exc, LogError),
             )
@@ -572,6 +572,14 @@ class StreamWorker:
             await self._committing
         commit = self._store.commit_position(self.stream.id, self.stream.position)
         self._committing = asyncio.ensure_future(commit)
+
+
+def _described(exc: Exception) -> str:
+    """What ``/health/ready`` (no auth) may say of the service's own error: the log's and the
+    store's messages; of anything else only its type, the rest is in the service log."""
+    if isinstance(exc, LogError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"internal error ({type(exc).__name__}), see the service log"
 
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:

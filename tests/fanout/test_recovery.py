@@ -175,8 +175,27 @@ async def test_a_failing_log_read_is_retried_not_an_error(
     await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
     assert failures == []
     assert h.sample("streamer_delivery_service_errors_total", stream) == 3
+    assert h.fanout.troubles() == {}
     assert h.state(stream).status == RUNNING
     assert len(h["s"].received) == 4
+
+
+async def test_a_bug_in_the_delivery_path_is_retried_and_told_without_its_message(
+    h: Harness,
+) -> None:
+    (stream,) = await h.restore(("s", 1, {}))
+    h["s"].default = KeyError("https://user:secret@receiver.example")
+    await h.append(usage=3, organisation=1)
+
+    told = {stream: "internal error (KeyError), see the service log"}
+    await wait_for(lambda: h.fanout.troubles() == told)
+    await wait_for(lambda: (h.sample("streamer_delivery_service_errors_total", stream) or 0) >= 2)
+    assert h.state(stream).status == RUNNING
+
+    h["s"].default = None
+    await wait_for(lambda: len(h["s"].received) == 3)
+    assert h.fanout.troubles() == {}
+    assert h.state(stream).status == RUNNING
 
 
 # -- destinations that disappear -------------------------------------------------------------
