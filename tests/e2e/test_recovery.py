@@ -78,6 +78,13 @@ async def no_pending(daemon: Daemon, stream_id: int) -> dict[str, Any]:
     return stream
 
 
+async def create_kinesis_stream(aws: Aws, name: str) -> None:
+    async with aws.account.client("kinesis") as kinesis:
+        await kinesis.create_stream(StreamName=name, ShardCount=1)
+        waiter = kinesis.get_waiter("stream_exists")
+        await waiter.wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+
+
 # --- poison records ------------------------------------------------------------------------------
 
 
@@ -94,9 +101,18 @@ def poison_events() -> tuple[bytes, list[int]]:
 
 
 async def test_poison_records_are_dead_letters_and_every_stream_goes_on(
-    start_daemon: StartDaemon, new_receiver: NewReceiver, keen: FakeKeen, datadog: FakeDatadog
+    aws: Aws,
+    start_daemon: StartDaemon,
+    new_receiver: NewReceiver,
+    keen: FakeKeen,
+    datadog: FakeDatadog,
 ) -> None:
-    daemon = await start_daemon(STREAMER_KEENIO_URL=keen.url, STREAMER_DATADOG_URL=datadog.url)
+    await create_kinesis_stream(aws, "poison")
+    daemon = await start_daemon(
+        **aws.account.environment(),
+        STREAMER_KEENIO_URL=keen.url,
+        STREAMER_DATADOG_URL=datadog.url,
+    )
     webhooks = {version: await new_receiver() for version in Version}
     streams: dict[str, int] = {}
     for version, receiver in webhooks.items():
@@ -111,6 +127,10 @@ async def test_poison_records_are_dead_letters_and_every_stream_goes_on(
         }
         streams[f"KeenIO {version}"] = await daemon.create_destination_stream(
             "KeenIO", keen_credentials, version=version, type_id=EVENTS
+        )
+        kinesis = {"region": REGION, "stream_name": "poison", "role_arn": aws.account.role_arn}
+        streams[f"AwsKinesis {version}"] = await daemon.create_destination_stream(
+            "AwsKinesis", kinesis, version=version, type_id=EVENTS
         )
     streams["Datadog"] = await daemon.create_destination_stream(
         "Datadog", {"api_key": DATADOG_API_KEY, "region": "EU"}, type_id=EVENTS
@@ -146,6 +166,7 @@ async def test_poison_records_are_dead_letters_and_every_stream_goes_on(
     await daemon.ingest_ok(Kind.EVENT, ndjson(later, Kind.EVENT, Version.NEW), 4, ndjson=True)
     await daemon.settled(streams["RestAPI old"], 14)
     await daemon.settled(streams["KeenIO old"], 14)
+    await daemon.settled(streams["AwsKinesis old"], 14)
     assert webhooks[Version.OLD].id_set() == set(ids_of(good + later))
     assert "stream worker crashed" not in "\n".join(daemon.output)
 
@@ -156,10 +177,7 @@ async def test_poison_records_are_dead_letters_and_every_stream_goes_on(
 async def test_a_stream_whose_destination_is_refused_after_a_restart_is_in_error_alone(
     aws: Aws, start_daemon: StartDaemon, new_receiver: NewReceiver
 ) -> None:
-    async with aws.account.client("kinesis") as kinesis:
-        await kinesis.create_stream(StreamName="kept", ShardCount=1)
-        waiter = kinesis.get_waiter("stream_exists")
-        await waiter.wait(StreamName="kept", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    await create_kinesis_stream(aws, "kept")
     daemon = await start_daemon(**aws.account.environment())  # private destinations allowed
     receiver = await new_receiver()
     private = await daemon.create_stream(receiver.url, type_id=EVENTS)
@@ -308,3 +326,40 @@ async def test_a_full_disk_holds_a_lagging_stream_up_and_it_catches_up_by_itself
         if daemon.running:
             await daemon.stop()
         await daemon.aclose()
+
+
+# --- destinations that disappear (the HTTP side of the rule; Kinesis: test_aws.py) ---------------
+
+
+async def test_a_webhook_that_answers_404_after_deliveries_is_retried_and_loses_nothing(
+    daemon: Daemon, new_receiver: NewReceiver
+) -> None:
+    receiver = await new_receiver()
+    stream_id = await daemon.create_stream(receiver.url, type_id=EVENTS, size=100)
+    first = fleet_records(90, 5, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(first, Kind.EVENT, Version.NEW), 5, ndjson=True)
+    await daemon.settled(stream_id, 5)
+    receiver.script(404, 410, 404)  # gone for a moment (a redeploy), then back
+
+    then = fleet_records(91, 6, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(then, Kind.EVENT, Version.NEW), 6, ndjson=True)
+    stream = await daemon.settled(stream_id, 11)
+
+    assert stream["status"]["id"] == RUNNING
+    assert [e.status for e in receiver.exchanges][-4:] == [404, 410, 404, 200]
+    assert receiver.id_set() == set(ids_of(first + then))
+
+
+async def test_a_new_webhook_stream_whose_first_send_is_404_fails_fast(
+    daemon: Daemon, new_receiver: NewReceiver
+) -> None:
+    receiver = await new_receiver()
+    receiver.script(404)
+    stream_id = await daemon.create_stream(receiver.url, type_id=EVENTS)
+    records = fleet_records(92, 3, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 3, ndjson=True)
+
+    stream = await daemon.reaches_status(stream_id, ERROR)
+
+    assert stream["error"]["http_status"] == 404
+    assert len(receiver.exchanges) == 1
