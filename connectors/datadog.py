@@ -1,10 +1,13 @@
-"""Datadog destination: usage records become metrics, events become logs.
+"""Datadog destination: data usage records become metrics, events become logs.
 
-Usage records go to the series API (``POST https://api.<site>/api/v2/series``) as exactly four
-points each, ``endpoint.volume`` (``volume.total``), ``endpoint.volume_tx``,
-``endpoint.volume_rx`` and ``endpoint.cost``, of metric type count, timestamped at the record's
-``end_timestamp`` in unix seconds and tagged with the record's endpoint, organisation,
-operator, country, traffic type, tariff and currency. Events go to the logs intake
+Data usage records (``traffic_type`` 5) go to the series API
+(``POST https://api.<site>/api/v2/series``) as exactly four points each, ``endpoint.volume``
+(``volume.total``), ``endpoint.volume_tx``, ``endpoint.volume_rx`` and ``endpoint.cost``, of
+metric type count, timestamped at the record's ``end_timestamp`` in unix seconds and tagged
+with the record's endpoint, organisation, operator, country, traffic type, tariff and currency.
+Other usage (SMS, whose ``volume`` is a count, not megabytes) is acknowledged without being
+sent, as the platform sends data volume only: a dashboard summing ``endpoint.volume`` adds
+megabytes to megabytes. Events go to the logs intake
 (``POST https://http-intake.logs.<site>/api/v2/logs``): the event's own fields are the log's
 attributes, and ``ddsource``, ``service``, ``ddtags``, ``status`` (from the severity) and
 ``message`` (the description) are set on top of them.
@@ -76,6 +79,7 @@ USAGE_METRICS: Final = (
     "endpoint.volume_rx",
     "endpoint.cost",
 )
+DATA_TRAFFIC_TYPE: Final = 5
 METRIC_TYPE_COUNT: Final = 1  # the series v2 enum: 0 unspecified, 1 count, 2 rate, 3 gauge
 
 MAX_LOG_ENTRIES: Final = 1000
@@ -240,20 +244,7 @@ class Datadog:
     async def send(self, batch: Batch) -> SendResult:
         """Usage as series, then events as logs, in requests within Datadog's limits."""
         progress = _Progress()
-        series: list[Entry] = []
-        logs: list[Entry] = []
-        for position, (payload, kind) in enumerate(zip(batch.payloads, batch.kinds, strict=True)):
-            try:
-                if kind == "usage":
-                    series.append((position, self._usage_series(payload)))
-                elif kind == "event":
-                    logs.append((position, self._event_log(payload)))
-                else:
-                    progress.rejected.append((position, f"unknown record kind {kind!r}"))
-            except KeyError as exc:
-                progress.rejected.append((position, f"not a readable {kind} record: no {exc}"))
-            except (MalformedRecord, LookupError, TypeError, ValueError) as exc:
-                progress.rejected.append((position, f"not a readable {kind} record: {exc}"))
+        series, logs = self._entries(batch, progress)
         try:
             for api, entries in ((self._series, series), (self._logs, logs)):
                 for chunk in self._chunks(api, entries, progress):
@@ -265,6 +256,27 @@ class Datadog:
             pending = [p for p in range(len(batch.payloads)) if p not in done]
             return SendResult(error.http_status, retry=pending, rejected=progress.rejected)
         return SendResult(progress.status, rejected=progress.rejected)
+
+    def _entries(self, batch: Batch, progress: _Progress) -> tuple[list[Entry], list[Entry]]:
+        """The batch's series entries (data usage) and log entries (events); a record that
+        cannot be read is refused in ``progress``, other usage is left out."""
+        series: list[Entry] = []
+        logs: list[Entry] = []
+        for position, (payload, kind) in enumerate(zip(batch.payloads, batch.kinds, strict=True)):
+            try:
+                if kind == "usage":
+                    entry = self._usage_series(payload)
+                    if entry is not None:
+                        series.append((position, entry))
+                elif kind == "event":
+                    logs.append((position, self._event_log(payload)))
+                else:
+                    progress.rejected.append((position, f"unknown record kind {kind!r}"))
+            except KeyError as exc:
+                progress.rejected.append((position, f"not a readable {kind} record: no {exc}"))
+            except (MalformedRecord, LookupError, TypeError, ValueError) as exc:
+                progress.rejected.append((position, f"not a readable {kind} record: {exc}"))
+        return series, logs
 
     async def healthcheck(self) -> None:
         """Ask Datadog whether the API key is valid (``GET /api/v1/validate``, no side effect)."""
@@ -284,9 +296,12 @@ class Datadog:
 
     # --- records to request entries -----------------------------------------------------
 
-    def _usage_series(self, payload: bytes) -> bytes:
-        """The four series of one usage record, as JSON objects separated by commas."""
+    def _usage_series(self, payload: bytes) -> bytes | None:
+        """The four series of one data usage record, as JSON objects separated by commas;
+        ``None`` for other traffic."""
         record = _object(payload)
+        if record["traffic_type"]["id"] != DATA_TRAFFIC_TYPE:
+            return None
         volume = record["volume"]
         values = (volume["total"], volume["tx"], volume["rx"], record["cost"])
         for value in values:

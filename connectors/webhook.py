@@ -1,4 +1,7 @@
-"""Webhook (``RestAPI``) destination: each batch is one JSON array in one HTTP request.
+"""Webhook (``RestAPI``) destination: each batch is one HTTP request.
+
+With ``size`` 1 (the platform's "RestAPI", legacy ``api_type`` 1) the body is the one record as
+a JSON object; with a larger ``size`` ("RestAPI Bulk") it is a JSON array of the batch's records.
 
 Headers per API.md §6: ``Content-Type: application/json``, ``User-Agent`` ``TLD`` for ``old``
 and ``DataStreamer/2.0`` otherwise, ``Accept: application/json``, ``Accept-Encoding: gzip,
@@ -70,7 +73,10 @@ class Webhook:
         self._key = base64.b64decode(secret.removeprefix("whsec_")) if secret else None
 
     async def send(self, batch: Batch) -> SendResult:
-        body = b"[" + b",".join(batch.payloads) + b"]"
+        if self.max_batch == 1:
+            (body,) = batch.payloads
+        else:
+            body = b"[" + b",".join(batch.payloads) + b"]"
         headers = CIMultiDict(self._custom)
         headers.update(self._standard)  # the stream's headers never replace these
         headers["Idempotency-Key"] = batch.key

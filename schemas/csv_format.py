@@ -1,20 +1,25 @@
 """The S3 CSV files: the four header rows, rows under them, and reading them back (FORMATS.md §4).
 
-Writing: UTF-8 without BOM (``old``: every non-ASCII character becomes a space), every field
-double-quoted, null as an empty quoted field, ``\\n`` line ends, one header row, one record kind
-per file; booleans and timestamps follow the version; numbers never in exponent notation.
+Writing: UTF-8 without BOM (``old``: every non-ASCII character becomes a space), every non-null
+field double-quoted and a null written as nothing between the commas (so ``""`` is an empty
+string and stays one), ``\\n`` line ends, one header row, one record kind per file; booleans
+and timestamps follow the version; volumes at 6 decimals and ``cost`` at 10, as the platform
+writes them; other numbers never in exponent notation; ``detail`` as compact JSON, or as its
+text when it is a string.
 
 Reading: the header row tells the kind and whether the file is legacy (``old``/``migrated``) or
 ``new``; columns are matched by name, so reordered or added columns still read (an unknown
-column becomes a root field holding its text). Each row is then parsed like any JSON record.
+column becomes a root field holding its text). An unquoted empty field is null, a quoted one an
+empty string. Each row is then parsed like any JSON record, so a file written here reads back
+as the records it was written from.
 """
 
 from __future__ import annotations
 
-import csv
 import math
+import re
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, NamedTuple
 
 from schemas.decode import loads
@@ -31,7 +36,8 @@ class Column(NamedTuple):
     name: str
     path: tuple[str, ...]
     type: str
-    """``int``, ``num``, ``str``, ``ts`` (timestamp), ``bool`` or ``json``."""
+    """``int``, ``num``, ``dec6``/``dec10`` (decimals at that scale), ``str``, ``ts`` (timestamp),
+    ``bool`` or ``json``."""
 
 
 def _columns(*spec: str) -> tuple[Column, ...]:
@@ -119,10 +125,10 @@ _USAGE_LEGACY = _columns(
     "operator_country_name str operator.country.name",
     "traffic_type_id int traffic_type.id",
     "traffic_type_description str traffic_type.description",
-    "volume num volume.total",
-    "volume_tx num volume.tx",
-    "volume_rx num volume.rx",
-    "cost num cost",
+    "volume dec6 volume.total",
+    "volume_tx dec6 volume.tx",
+    "volume_rx dec6 volume.rx",
+    "cost dec10 cost",
     "currency_id int currency.id",
     "currency_code str currency.code",
     "currency_symbol str currency.symbol",
@@ -144,10 +150,10 @@ _USAGE_NEW = _columns(
     "id int id",
     "start_timestamp ts start_timestamp",
     "end_timestamp ts end_timestamp",
-    "cost num cost",
-    "volume_total num volume.total",
-    "volume_rx num volume.rx",
-    "volume_tx num volume.tx",
+    "cost dec10 cost",
+    "volume_total dec6 volume.total",
+    "volume_rx dec6 volume.rx",
+    "volume_tx dec6 volume.tx",
     "operator_id int operator.id",
     "operator_name str operator.name",
     "operator_mnc str operator.mnc",
@@ -221,13 +227,21 @@ def render_csv(records: Iterable[Record], kind: Kind, version: Version) -> str:
     return csv_header(kind, version) + "".join(csv_row(r, kind, version) for r in records)
 
 
+_SCALES = {"dec6": 6, "dec10": 10}
+_WIDE = Context(prec=400)  # every digit of any finite float and its fraction
+
+
 def _cell(value: Any, column_type: str, legacy: bool) -> str:
     if value is None:
-        return '""'
+        return ""
     if column_type == "ts" and isinstance(value, str):
         text = legacy_timestamp(value) if legacy else value
     elif isinstance(value, bool):
         text = ("1" if value else "0") if legacy else ("true" if value else "false")
+    elif column_type in _SCALES and isinstance(value, int | float):
+        text = _scaled(value, column_type)
+    elif column_type == "json" and isinstance(value, str):
+        text = _detail_text(value)
     elif isinstance(value, str):
         text = value
     elif isinstance(value, int):
@@ -237,6 +251,29 @@ def _cell(value: Any, column_type: str, legacy: bool) -> str:
     else:
         text = to_json(value).decode()
     return '"' + text.replace('"', '""') + '"'
+
+
+def _scaled(value: int | float, column_type: str) -> str:
+    """``value`` with exactly the column's decimals, rounded half to even (``0.00321`` →
+    ``0.003210``)."""
+    scale = _SCALES[column_type]
+    if isinstance(value, int):
+        return f"{value}.{'0' * scale}"
+    exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN, _WIDE)
+    return format(abs(exact) if exact.is_zero() else exact, "f")
+
+
+def _detail_text(value: str) -> str:
+    """A string ``detail`` as its text; as a JSON string only where the text would read back
+    as something else (an object, an array or a JSON string)."""
+    return to_json(value).decode() if _is_document(value) else value
+
+
+def _is_document(text: str) -> bool:
+    try:
+        return isinstance(loads(text.encode()), dict | list | str)
+    except MalformedRecord:
+        return False
 
 
 def _plain_float(value: float) -> str:
@@ -254,26 +291,72 @@ def read_csv(lines: Iterable[str]) -> Iterator[Record]:
     Raises ``RecordError`` with the row's index (0-based, header not counted) for a row that
     cannot be read, and ``MalformedRecord`` for a header that is none of the four layouts.
     """
-    reader = csv.reader(lines, strict=True)
+    rows = _rows(lines)
     try:
-        header = next(reader)
+        header = next(rows)
     except StopIteration:
         return
-    except csv.Error as exc:
+    except _NotCsv as exc:
         raise MalformedRecord(f"the CSV header row cannot be read: {exc}") from None
-    kind, columns = _layout(header)
+    names = [name or "" for name in header]
+    kind, columns = _layout(names)
     index = 0
-    try:
-        for row in reader:
-            if not row:
-                continue
-            try:
-                yield parse_record(_record(row, columns, header), kind)
-            except RecordError as exc:
-                raise exc.at(index) from None
-            index += 1
-    except csv.Error as exc:
-        raise MalformedRecord(f"the CSV row cannot be read: {exc}", index) from None
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except _NotCsv as exc:
+            raise MalformedRecord(f"the CSV row cannot be read: {exc}", index) from None
+        if row == [None]:
+            continue
+        try:
+            yield parse_record(_record(row, columns, names), kind)
+        except RecordError as exc:
+            raise exc.at(index) from None
+        index += 1
+
+
+class _NotCsv(ValueError):
+    """Text that is not CSV (a stray quote, an unclosed quoted field)."""
+
+
+_FIELD = re.compile(r'"((?:[^"]|"")*)"|([^,"\r\n]*)')
+
+
+def _rows(lines: Iterable[str]) -> Iterator[list[str | None]]:
+    """Split CSV text into rows of fields: ``None`` for an unquoted empty field, else its text.
+
+    (The standard ``csv`` module cannot tell ``,,`` from ``,"",`` before Python 3.12.) A row
+    ends at a line end outside quotes; ``_NotCsv`` for a row that is not CSV.
+    """
+    text = ""
+    quoted = False
+    for line in lines:
+        text += line
+        quoted ^= line.count('"') % 2 == 1
+        if not quoted:
+            yield _fields(text)
+            text = ""
+    if text:
+        raise _NotCsv("a quoted field is not closed at the end of the file")
+
+
+def _fields(text: str) -> list[str | None]:
+    end = len(text.rstrip("\r\n"))
+    fields: list[str | None] = []
+    position = 0
+    while True:
+        match = _FIELD.match(text, position, end)
+        assert match is not None  # the second alternative matches the empty string
+        quoted, plain = match.groups()
+        fields.append(quoted.replace('""', '"') if quoted is not None else plain or None)
+        position = match.end()
+        if position == end:
+            return fields
+        if text[position] != ",":
+            raise _NotCsv(f"unexpected {text[position]!r} after field {len(fields)}")
+        position += 1
 
 
 def _layout(header: list[str]) -> tuple[Kind, list[Column | None]]:
@@ -293,17 +376,17 @@ def _layout(header: list[str]) -> tuple[Kind, list[Column | None]]:
     return kind, [by_name.get(name) for name in header]
 
 
-def _record(row: list[str], columns: list[Column | None], header: list[str]) -> Record:
+def _record(row: list[str | None], columns: list[Column | None], header: list[str]) -> Record:
     if len(row) != len(header):
         raise MalformedRecord(f"has {len(row)} fields, the header has {len(header)}")
     tree: Record = {}
     documents: list[tuple[tuple[str, ...], Any]] = []
     for text, column, name in zip(row, columns, header, strict=True):
         if column is None:
-            tree[name] = text or None
+            tree[name] = text
             continue
         if column.type == "json":  # a JSON document is data, not columns: it is never nulled
-            documents.append((column.path, _value(text, column)))
+            documents.append((column.path, _document(text)))
             continue
         node = tree
         for key in column.path[:-1]:
@@ -318,23 +401,42 @@ def _record(row: list[str], columns: list[Column | None], header: list[str]) -> 
     return tree
 
 
-def _value(text: str, column: Column) -> Any:
-    if text == "":
+def _document(text: str | None) -> Any:
+    """``detail``: JSON when the cell holds an object, an array or a JSON string, else its text."""
+    if text is None:
+        return None
+    try:
+        value = loads(text.encode())
+    except MalformedRecord:
+        return text
+    return value if isinstance(value, dict | list | str) else text
+
+
+def _value(text: str | None, column: Column) -> Any:
+    if text is None or (text == "" and column.type != "str"):
         return None
     try:
         if column.type == "int":
             return int(text)
         if column.type == "num":
             return _number(text)
+        if column.type in _SCALES:
+            return _decimal(text)
         if column.type == "bool":
             return {"1": True, "true": True, "0": False, "false": False}[text.lower()]
-        if column.type == "json":
-            return loads(text.encode())
     except (ValueError, KeyError):
         raise InvalidValue(
             ".".join(column.path), f"is {text!r}, not a valid {column.type}"
         ) from None
     return text
+
+
+def _decimal(text: str) -> int | float:
+    """A fixed-scale decimal: a whole number (``"1.000000"``, an SMS count) reads as an integer."""
+    whole, _, fraction = text.partition(".")
+    if fraction.strip("0") == "" and whole.lstrip("-").isdigit():
+        return int(whole)
+    return _number(text)
 
 
 def _number(text: str) -> int | float:

@@ -2,9 +2,10 @@
 
 The parser checks the type of every known field and normalises what the versions write
 differently (FORMATS.md §2.2): timestamps to canonical ISO form, ``alert`` 0/1 to a boolean,
-``name`` to ``description`` in ``event_source`` and ``traffic_type``, severity descriptions to
-upper case, digit identifiers (``iccid``, ``imsi``, ``msisdn``, ``imei``) to strings, and absent
-null root entities and unset balance values to ``null``. Unknown fields are kept as they are.
+``name`` to ``description`` in ``event_source`` and ``traffic_type``, digit identifiers
+(``iccid``, ``imsi``, ``msisdn``, ``imei``) to strings, and absent null root entities and unset
+balance values to ``null``. Severity descriptions are kept exactly as given (``Info``, ``WARN``,
+…: the platform writes both). Unknown fields are kept as they are.
 KeenIO's own ``keen`` object is dropped: it only repeats ``start_timestamp``.
 
 It works in place on the object it is given (the caller hands over ownership) and returns it.
@@ -30,7 +31,6 @@ __all__ = ["parse_record"]
 
 _MAX_ID = 2**63 - 1
 _BOOL_OR_NONE = frozenset((bool, type(None)))
-_SEVERITIES = {"INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "CRITICAL": "CRITICAL"}
 
 
 def parse_record(
@@ -75,7 +75,6 @@ _NONE = type(None)
 _INT_OR_NONE = frozenset((int, _NONE))
 _STR_OR_NONE = frozenset((str, _NONE))
 _NUMBER_OR_NONE = frozenset((int, float, _NONE))
-_SEVERITY_NAMES = frozenset(("INFO", "WARN", "CRITICAL"))
 _EVENT_ROOTS = frozenset(NULLABLE_ROOTS[Kind.EVENT])
 _USAGE_ROOTS = frozenset(NULLABLE_ROOTS[Kind.USAGE])
 
@@ -102,9 +101,7 @@ def _canonical_event(r: Record) -> bool:
             or (
                 type(severity) is dict
                 and type(severity.get("id")) is int
-                and (
-                    severity.get("description") in _SEVERITY_NAMES or "description" not in severity
-                )
+                and type(severity.get("description")) in _STR_OR_NONE
             )
         )
         and (
@@ -240,9 +237,6 @@ def _event(r: Record) -> None:
     severity = _object(r, "event_severity", "")
     if severity is not None:
         _described(severity, "event_severity.")
-        text = severity.get("description")
-        if text is not None:
-            severity["description"] = _SEVERITIES.get(text.upper(), text)
     source = _object(r, "event_source", "")
     if source is not None:
         _renamed(source, "event_source.")

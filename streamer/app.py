@@ -1,11 +1,11 @@
 """The composition root: settings in, a running service out. Only here (and in the settings)
 are the concrete log backend and connectors known.
 
-Shutdown, in order: (1) readiness turns 503 and ingest answers 503; (2) the listener closes
-and in-flight requests finish; (3) streams finish their in-flight sends within
-``shutdown_timeout_secs``, the rest are cancelled (their records stay unacknowledged and are
-sent again after the restart); (4) connectors close; (5) the store and the log close. Ingest worker
-processes stop between (2) and (3).
+Shutdown, in order, all within ``shutdown_timeout_secs`` from the signal (the split of that
+budget is ``streamer.shutdown``'s): (1) readiness turns 503 and ingest answers 503; (2) the
+listener closes and in-flight requests finish; (3) ingest worker processes exit; (4) streams
+finish their in-flight sends, the rest are cancelled (their records stay unacknowledged and
+are sent again after the restart); (5) connectors close; (6) the store and the log close.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import structlog
 from aiohttp import web
 
 from streamer.activity import log_summaries
-from streamer.api import health, ingest, legacy, openapi, streams
+from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
 from streamer.api.auth import auth_middleware
 from streamer.api.errors import error_middleware
 from streamer.api.ratelimit import RateLimiter, rate_limit_middleware
 from streamer.api.services import SERVICES, Services
 from streamer.auth import Tokens
+from streamer.callbacks import ApiCallbacks
 from streamer.config import Settings
 from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
@@ -78,7 +79,11 @@ async def create_app(settings: Settings) -> web.Application:
         max_wait_secs=settings.batch_max_wait_ms / 1000,
     )
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
-    app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, BodyReaders(workers))
+    readers = BodyReaders(
+        workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc
+    )
+    app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers)
+    app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [
             *health.routes,
@@ -86,6 +91,8 @@ async def create_app(settings: Settings) -> web.Application:
             *streams.routes,
             *legacy.routes,
             *token_api.routes,
+            *authenticate.routes,
+            *api_callback.routes,
             *openapi.routes,
         ]
     )
@@ -104,13 +111,13 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         ),
     ]
     yield
-    services.draining = True
+    budget = services.begin_shutdown()  # begun at the signal; the HTTP drain is over
     for task in background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await asyncio.to_thread(services.readers.close)  # lets the last parses finish
-    await services.fanout.stop(services.settings.shutdown_timeout_secs)
+    await services.readers.close(budget.close_secs())
+    await services.fanout.stop(budget.delivery_drain_secs())
     await services.store.aclose()
     await services.log.aclose()
 

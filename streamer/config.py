@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     ingest_workers: int | None = Field(None, ge=0, le=64)
     """Processes that parse ingest bodies; 0 parses in the service process; unset: one per
     core beyond the first (at most four)."""
+    ingest_timeout_secs: float = Field(30.0, gt=0)
+    """How long an ingest body may take to parse in a worker (waiting for a free one
+    included) before the request is answered 503 and a hung worker is replaced."""
     rate_limit_requests: int = Field(2000, gt=0)
     rate_limit_window_secs: float = Field(300.0, gt=0)
     linger_ms: int = Field(20, ge=0)
@@ -60,6 +63,7 @@ class Settings(BaseSettings):
     """… or once it has waited this long while records kept arriving."""
     request_timeout_secs: float = Field(30.0, gt=0)
     shutdown_timeout_secs: float = Field(10.0, gt=0)
+    """The whole shutdown, from the signal to the exit (``streamer.shutdown`` splits it)."""
     summary_interval_secs: float = Field(60.0, gt=0)
     """How often the log gets a delivery line for each stream that moved."""
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -11,6 +11,7 @@ from aiohttp import web
 from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
+from streamer.shutdown import http_drain_secs
 
 __all__ = ["ListenError", "serve", "stop_on_signals"]
 
@@ -41,7 +42,7 @@ async def serve(settings: Settings) -> None:
         auto_decompress=False,  # ingest inflates gzip itself, within the body limit
         access_log=None,
         handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout_secs,
+        shutdown_timeout=http_drain_secs(settings.shutdown_timeout_secs),
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -59,6 +60,6 @@ async def serve(settings: Settings) -> None:
     )
     await stop.wait()
     _log.info("shutting down")
-    app[SERVICES].draining = True
+    app[SERVICES].begin_shutdown()  # the budget runs from the signal
     await runner.cleanup()
     _log.info("stopped")

@@ -24,6 +24,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.ingest_workers_lost = Counter(
+            "streamer_ingest_workers_lost",
+            "Ingest worker processes that died or hung and were replaced.",
+            registry=r,
+        )
         self.delivered = Counter(
             "streamer_records_delivered",
             "Records a destination acknowledged.",

@@ -1,29 +1,27 @@
 """An ingest body in, log entries out: the CPU-heavy part of ingest, as one pure function.
 
 ``read_body`` runs in the service process or in a worker process of ``BodyReaders`` (so ingest
-parsing uses another core while the event loop keeps delivering). It is all-or-nothing by
+parsing uses another core while the event loop keeps delivering; ``streamer.workers`` says
+what happens when a worker dies or hangs). It is all-or-nothing by
 design: the caller stores the entries only when there are no errors and no foreign records.
 """
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
+import contextlib
 import os
-import signal
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import Kind, RecordError, Version, dumps, parse_json
 from streamer.log.base import Entry
+from streamer.workers import Workers, WorkersUnavailable
 
 __all__ = ["BodyReaders", "ReadBody", "read_body"]
 
 MAX_LISTED_ERRORS = 1000
+_PROBE_SECS = 5.0
 
 
 @dataclass(slots=True)
@@ -67,53 +65,34 @@ def read_body(
 
 
 class BodyReaders:
-    """``read_body`` on ``workers`` processes (started on first use), or in this process when
-    ``workers`` is 0. Worker processes are spawned, not forked: the service has threads."""
+    """``read_body`` on ``workers`` processes (started when first needed), or in this process
+    when ``workers`` is 0. ``read`` raises ``WorkersUnavailable`` when no worker could read the
+    body within ``timeout_secs`` (nothing was stored: the caller answers 503)."""
 
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(
+        self, workers: int, timeout_secs: float, *, on_lost: Callable[[], None] = lambda: None
+    ) -> None:
+        self._pool = Workers(read_body, workers, timeout_secs, on_lost=on_lost) if workers else None
 
     async def read(
         self, body: bytes, kind: Kind, version: Version | None, organisation: int | None
     ) -> ReadBody:
-        if self._workers == 0:
-            return read_body(body, kind, version, organisation)
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_start,
-                initargs=(os.getpid(),),
-            )
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._pool, read_body, body, kind, version, organisation
-            )
-        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
             return read_body(body, kind, version, organisation)
+        return await self._pool.run(body, kind, version, organisation)
 
-    def close(self) -> None:
+    async def unready(self) -> str | None:
+        """Why ingest cannot read bodies now, or ``None`` when it can. After a failure, an
+        empty body is read to find out (so readiness comes back without ingest traffic)."""
+        if self._pool is None or self._pool.failure is None:
+            return None
+        with contextlib.suppress(WorkersUnavailable):
+            await self._pool.run(b"", Kind.EVENT, None, None, timeout_secs=_PROBE_SECS)
+        return self._pool.failure
+
+    async def close(self, timeout_secs: float) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _worker_start(parent: int) -> None:
-    """In a worker: leave Ctrl-C to the service (which stops its workers itself), and end this
-    process when the service is gone, even killed with SIGKILL (which gives the pool no chance
-    to stop its workers)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+            await self._pool.close(timeout_secs)
 
 
 def default_workers() -> int:

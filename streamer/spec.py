@@ -13,14 +13,20 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     HttpUrl,
     StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
     field_validator,
     model_validator,
 )
 
 from schemas import Kind, Version
+from streamer import filters
+from streamer.filters import Matcher
 
 __all__ = [
     "EVENT",
@@ -175,33 +181,50 @@ Destination = Annotated[
 ]
 
 
-EventTypeId = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+FilterValue = StrictBool | StrictInt | StrictStr
 
 
 class Filter(_Body):
-    """``event_type_id`` values are event type ids; ``alert`` values are booleans (0/1 read
-    as false/true). Values are kept as sent; ``True == 1`` where they are matched."""
+    """``value``: one value or a list, numbers or strings as the platform types them (``"1"`` ≡
+    ``1``, ``"true"`` ≡ ``true``); read by ``streamer.filters``, stored as sent."""
 
     field: Literal["event_type_id", "alert"]
-    value: Annotated[list[StrictBool | EventTypeId], Field(min_length=1)]
+    value: FilterValue | Annotated[list[FilterValue], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _fits_field(self) -> Filter:
-        if self.field == "alert" and any(v not in (0, 1) for v in self.value):
-            raise ValueError("alert filter values are true or false")
-        if self.field == "event_type_id" and any(isinstance(v, bool) for v in self.value):
-            raise ValueError("event_type_id filter values are integers")
+        read = filters.event_type_ids if self.field == "event_type_id" else filters.alerts
+        read(self.value)
         return self
+
+
+class AnyOf(BaseModel):
+    """``{"or": [filter, …]}``: matches when any member does (the platform's Kinesis example)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    any_of: Annotated[list[AnyFilter], Field(alias="or", min_length=1)]
+
+
+def _filter_kind(value: Any) -> str:
+    return (
+        "or" if isinstance(value, AnyOf) or (isinstance(value, dict) and "or" in value) else "one"
+    )
+
+
+AnyFilter = Annotated[
+    Annotated[Filter, Tag("one")] | Annotated[AnyOf, Tag("or")], Discriminator(_filter_kind)
+]
 
 
 class StreamSpec(_Body):
     name: str | None = Field(None, max_length=200)
     data_stream_type: StreamType
     destination: Destination
-    filters: list[Filter] = Field(default_factory=list)
+    filters: list[AnyFilter] = Field(default_factory=list)
     format_version: Version = Version.NEW
     stream_historic_data: bool = False
     organisation: Ref | None = None
+    relation_resolution: Any = Field(None, description="accepted and returned as given")
 
     @field_validator("destination", mode="before")
     @classmethod
@@ -220,14 +243,19 @@ class StreamSpec(_Body):
         """The record kinds the stream carries."""
         return KINDS_OF_TYPE[self.data_stream_type.id]
 
-    def accepted(self, field: Literal["event_type_id", "alert"]) -> frozenset[int] | None:
-        """The values of ``field`` an event must have to pass the filters (``None``: any);
-        alert values as 0/1."""
-        values = None
+    def event_matcher(self) -> Matcher | None:
+        """Whether an event passes the stream's filters; ``None``: no filters, every one does."""
+        if not self.filters:
+            return None
+        return filters.matcher(self.model_dump(mode="json", by_alias=True)["filters"])
+
+    def event_type_ids(self) -> frozenset[int]:
+        """The event type ids of the stream's top-level ``event_type_id`` filter (the legacy
+        API's filter resource); empty when it has none."""
         for stream_filter in self.filters:
-            if stream_filter.field == field:
-                values = frozenset(int(v) for v in stream_filter.value)
-        return values
+            if isinstance(stream_filter, Filter) and stream_filter.field == "event_type_id":
+                return filters.event_type_ids(stream_filter.value)
+        return frozenset()
 
 
 def masked(spec: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from streamer import auth_token
 from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
 from streamer.auth import Principal
@@ -14,11 +15,12 @@ __all__ = ["PRINCIPAL", "auth_middleware", "principal", "require"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL = web.RequestKey("principal", Principal)
+_OPEN = ("/api/openapi.json", "/api/v1/authenticate")  # the login itself needs no token
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/api/") or request.path == "/api/openapi.json":
+    if not request.path.startswith("/api/") or request.path in _OPEN:
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -30,7 +32,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         )
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "an application token is required: 'Authorization: Bearer <token>'")
-    found = await request.app[SERVICES].tokens.check(token.strip())
+    token = token.strip()
+    services = request.app[SERVICES]
+    if token.startswith(auth_token.PREFIX):  # from POST /api/v1/authenticate
+        found = await auth_token.check(services.store, token)
+    else:
+        found = await services.tokens.check(token)
     if found is None:
         raise ApiError(401, "the application token is unknown or revoked")
     request[PRINCIPAL] = found

@@ -1,8 +1,10 @@
 """``POST /api/v1/ingest/events|usage``: records in, answered 202 only once they are stored.
 
 All or nothing: one unreadable record (or one of the other kind) refuses the whole request
-with every problem listed, and nothing is stored. Records are normalised once, here; the log
-holds their canonical bytes.
+with every problem listed, and nothing is stored. 503 with ``Retry-After`` (nothing stored)
+when the log is full, the service is draining, or no ingest worker could read the body (it
+died twice in a row, hung past ``STREAMER_INGEST_TIMEOUT_SECS``, or none can start). Records
+are normalised once, here; the log holds their canonical bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from streamer.api.auth import require
 from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
 from streamer.log.base import LogFullError
+from streamer.workers import WorkersUnavailable
 
 __all__ = ["routes"]
 
@@ -42,7 +45,13 @@ async def _ingest(request: web.Request, kind: Kind) -> web.Response:
     version = _version(request.query.get("format", "auto"))
     body = await _body(request, services.settings.max_body_bytes)
 
-    read = await services.readers.read(body, kind, version, principal.organisation)
+    try:
+        read = await services.readers.read(body, kind, version, principal.organisation)
+    except WorkersUnavailable as exc:
+        services.metrics.rejected.labels("503").inc()
+        raise ApiError(
+            503, f"{exc}; nothing was stored, send it again", headers={"Retry-After": "2"}
+        ) from None
     if read.errors:
         raise ApiError(
             400,

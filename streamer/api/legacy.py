@@ -6,6 +6,11 @@ other way round. ``api_type`` ↔ connection type:
 
     1 RestAPI (size 1)   2 KeenIO   3 Datadog   4 AWS Kinesis   6 RestAPI Bulk   8 AWS S3
     5 (deprecated) and 7 (Salesforce) are refused with 422.
+
+Descriptions are worded as the platform words them (``keen.io``, ``DataDog``, ``RestAPI
+(Bulk)``, ``Events``). A RestAPI stream names its URL by ``api_callback {url}`` or by the id of
+an ``/api/v1/api_callback``. List items carry ``last_traffic_log_id`` and ``last_event_id``: the
+ids of the last usage record and event delivered since the service started (``null`` before).
 """
 
 from __future__ import annotations
@@ -15,25 +20,26 @@ from typing import Any
 
 from aiohttp import web
 
+from streamer.api.api_callback import find_callback
 from streamer.api.auth import require
 from streamer.api.errors import ApiError
 from streamer.api.services import SERVICES
 from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
 from streamer.log.base import Stream, StreamStatus
-from streamer.spec import STREAM_TYPES
 
 __all__ = ["routes", "v1_item"]
 
 API_TYPES = {
     1: "RestAPI",
-    2: "KeenIO",
-    3: "Datadog",
+    2: "keen.io",
+    3: "DataDog",
     4: "AWS Kinesis",
     5: "deprecated",
-    6: "RestAPI Bulk",
+    6: "RestAPI (Bulk)",
     7: "Salesforce",
     8: "AWS S3",
 }
+V1_STREAM_TYPES = {1: "Usage Data", 2: "Events", 3: "Usage Data & Events"}
 EVENT_TYPES = {
     0: "Generic",
     1: "Update location",
@@ -57,7 +63,34 @@ EVENT_TYPES = {
     19: "Quota used up",
     20: "SMS quota threshold reached",
     21: "SMS quota used up",
+    30: "OpenVPN authentication",
+    31: "Organisation updated",
+    32: "Billing configuration updated",
+    37: "Password reset requested",
+    40: "User verification requested",
+    42: "Endpoint enabled",
+    43: "Endpoint disabled",
+    44: "SIM issued",
+    45: "SIM factory test",
+    48: "SIM registration",
+    49: "Device offline",
+    50: "SIM Released",
+    51: "SIM Assigned",
+    52: "Data quota enabled",
+    53: "Data quota disabled",
+    54: "SMS quota enabled",
+    55: "SMS quota disabled",
+    56: "Data quota assigned",
+    57: "Data quota deleted",
+    58: "SMS quota assigned",
+    59: "SMS quota deleted",
+    60: "Data quota expired",
+    67: "User switched workspaces",
+    68: "Reset connectivity",
+    69: "SIM migration",
 }
+"""The event types the platform documents (docs.emnify.com/system-events/event-types and its
+pages, FORMATS.md §3.1); an id it does not name has a null description."""
 
 
 def api_type(spec: dict[str, Any]) -> int:
@@ -79,13 +112,15 @@ def v1_item(state: Stream) -> dict[str, Any]:
         "running": int(state.status is StreamStatus.RUNNING),
         "data_stream_type": {
             "id": spec["data_stream_type"]["id"],
-            "description": STREAM_TYPES[spec["data_stream_type"]["id"]],
+            "description": V1_STREAM_TYPES[spec["data_stream_type"]["id"]],
         },
         "api_type": {"id": type_id, "description": API_TYPES[type_id]},
         "api_callback": credentials.get("url"),
         "last_result_code": state.position.last_result_code,
         "last_dispatched_timestamp": state.position.last_delivery_at,
         "stream_historic_data": int(bool(spec.get("stream_historic_data"))),
+        "last_traffic_log_id": state.last_usage_id,
+        "last_event_id": state.last_event_id,
     }
 
 
@@ -161,7 +196,11 @@ async def get_stream(request: web.Request) -> web.Response:
 
 async def create_stream(request: web.Request) -> web.Response:
     principal = require(request, *WRITE)
-    spec = validate_spec(v2_body(await json_body(request)))
+    body = await json_body(request)
+    callback = body.get("api_callback")
+    if isinstance(callback, dict) and "id" in callback and "url" not in callback:
+        body["api_callback"] = {"url": find_callback(request, principal, callback["id"], 422).url}
+    spec = validate_spec(v2_body(body))
     state = await create(request, principal, spec)
     return web.Response(status=201, headers={"Location": f"/api/v1/data_stream/{state.id}"})
 
@@ -202,8 +241,8 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
     if not add and event_type not in chosen:
         raise ApiError(404, f"event type {event_type} is not in the stream's filter")
     chosen = chosen | {event_type} if add else chosen - {event_type}
-    document = state.spec.model_dump(mode="json")
-    others = [f for f in document["filters"] if f["field"] != "event_type_id"]
+    document = state.spec.model_dump(mode="json", by_alias=True)
+    others = [f for f in document["filters"] if f.get("field") != "event_type_id"]
     filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}] if chosen else others
     spec = validate_spec({**document, "filters": filters})
     try:
@@ -214,7 +253,7 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
 
 
 def _event_types(state: Stream) -> set[int]:
-    return set(state.spec.accepted("event_type_id") or ())
+    return set(state.spec.event_type_ids())
 
 
 routes = [

@@ -53,6 +53,7 @@ _STREAM: Schema = {
         "format_version": {"enum": ["old", "migrated", "new"]},
         "filters": {"type": "array"},
         "stream_historic_data": {"type": "boolean"},
+        "relation_resolution": {},
         "status": {"type": "object"},
         "error": {"type": ["object", "null"]},
         "stats": {"type": "object"},
@@ -72,6 +73,8 @@ _V1_ITEM: Schema = {
         "last_result_code": {"type": ["integer", "null"]},
         "last_dispatched_timestamp": _NULLABLE_TEXT,
         "stream_historic_data": {"enum": [0, 1]},
+        "last_traffic_log_id": {"type": ["integer", "null"]},
+        "last_event_id": {"type": ["integer", "null"]},
     },
 }
 _V1_CREATE: Schema = {
@@ -81,11 +84,32 @@ _V1_CREATE: Schema = {
         "stream_historic_data": {"enum": [0, 1]},
         "data_stream_type": _ID_STATUS,
         "api_type": _ID_STATUS,
-        "api_callback": {"type": "object", "properties": {"url": {"type": "string"}}},
+        "api_callback": {
+            "type": "object",
+            "properties": {"url": {"type": "string"}, "id": {"type": "integer"}},
+        },
         "api_username": {"type": "string"},
         "api_password": {"type": "string"},
         "api_parameter": {"type": "string"},
         "organisation": _ID_STATUS,
+    },
+}
+_CALLBACK: Schema = {
+    "type": "object",
+    "required": ["id", "url"],
+    "properties": {"id": {"type": "integer"}, "url": {"type": "string"}},
+}
+_CALLBACK_CREATE: Schema = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {"url": {"type": "string"}, "organisation": _ID_STATUS},
+}
+_AUTHENTICATE: Schema = {
+    "type": "object",
+    "properties": {
+        "application_token": {"type": "string"},
+        "username": {"type": "string"},
+        "password": {"type": "string"},
     },
 }
 _TOKEN_CREATE: Schema = {
@@ -112,8 +136,10 @@ _PATCH: Schema = {
     "type": "object",
     "properties": {
         "name": _NULLABLE_TEXT,
+        "data_stream_type": _ID_STATUS,
         "destination": {"type": "object"},
         "filters": {"type": "array"},
+        "relation_resolution": {},
         "format_version": {"enum": ["old", "migrated", "new"]},
         "status": {"type": "object", "properties": {"id": {"enum": [1, 2]}}},
     },
@@ -290,6 +316,28 @@ def document() -> Schema:
                 body=_TOKEN_CREATE,
                 fails=(400, 422),
             ),
+        },
+        "/api/v1/authenticate": {
+            "post": _op(
+                "Trade an application token for a short-lived auth token",
+                {200: {"type": "object", "required": ["auth_token"]}},
+                body=_AUTHENTICATE,
+                auth=False,
+                fails=(400, 401, 403, 422),
+            )
+        },
+        "/api/v1/api_callback": {
+            "get": _op("List callback URLs (legacy)", {200: {"type": "array", "items": _CALLBACK}}),
+            "post": _op(
+                "Add a callback URL (legacy)",
+                {201: _CALLBACK},
+                body=_CALLBACK_CREATE,
+                fails=(400, 422),
+            ),
+        },
+        "/api/v1/api_callback/{id}": {
+            "get": _op("One callback URL (legacy)", {200: _CALLBACK}, params=ident, fails=(404,)),
+            "delete": _op("Delete a callback URL", {204: None}, params=ident, fails=(404,)),
         },
         "/api/v1/application_token/{id}": {
             "delete": _op("Revoke a token", {204: None}, params=ident, fails=(404,))

@@ -12,6 +12,7 @@ from streamer.fanout.engine import Fanout
 from streamer.log.base import Log, Store
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders
+from streamer.shutdown import ShutdownBudget
 
 __all__ = ["SERVICES", "Services"]
 
@@ -26,6 +27,15 @@ class Services:
     metrics: Metrics
     readers: BodyReaders
     draining: bool = False
+    shutdown: ShutdownBudget | None = None
+
+    def begin_shutdown(self) -> ShutdownBudget:
+        """Stop taking ingest and start the shutdown budget's clock (once: a second call
+        returns the running budget)."""
+        self.draining = True
+        if self.shutdown is None:
+            self.shutdown = ShutdownBudget(self.settings.shutdown_timeout_secs)
+        return self.shutdown
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

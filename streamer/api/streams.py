@@ -35,7 +35,18 @@ STATUSES = {
     StreamStatus.PENDING: "Pending",
 }
 LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
-_PATCHABLE = frozenset({"name", "destination", "filters", "format_version", "status"})
+_PATCHABLE = frozenset(
+    {
+        "name",
+        "data_stream_type",
+        "destination",
+        "filters",
+        "format_version",
+        "relation_resolution",
+        "status",
+    }
+)
+_UNION_TAGS = frozenset({"one", "or", "bool", "int", "str"})
 READ = ("observer", "user", "admin")
 WRITE = ("user", "admin")
 
@@ -56,6 +67,7 @@ async def represent(state: Stream, services: Services) -> dict[str, Any]:
         "format_version": spec["format_version"],
         "filters": spec.get("filters") or [],
         "stream_historic_data": spec.get("stream_historic_data", False),
+        "relation_resolution": spec.get("relation_resolution"),
         "status": {"id": state.status.value, "description": STATUSES[state.status]},
         "error": state.error,
         "stats": {
@@ -90,7 +102,9 @@ async def create_stream(request: web.Request) -> web.Response:
 
 async def create(request: web.Request, principal: Principal, spec: StreamSpec) -> Stream:
     """Store and start a validated stream for the principal's (or the named) organisation."""
-    organisation = stream_organisation(principal, spec)
+    organisation = stream_organisation(
+        principal, None if spec.organisation is None else spec.organisation.id
+    )
     try:
         return await request.app[SERVICES].fanout.create(organisation, spec)
     except ValueError as exc:
@@ -222,11 +236,17 @@ def validate_spec(body: dict[str, Any]) -> StreamSpec:
 def _field(location: tuple[int | str, ...]) -> str:
     """``destination.S3.credentials.region`` → ``destination.credentials.region``: the union's
     tag is pydantic's, not the caller's."""
-    return ".".join(str(p) for p in location if p not in CONNECTION_TYPES)
+    return ".".join(str(p) for p in location if p not in CONNECTION_TYPES and not _tag(p))
 
 
-def stream_organisation(principal: Principal, spec: StreamSpec) -> int:
-    named = None if spec.organisation is None else spec.organisation.id
+def _tag(part: int | str) -> bool:
+    """A part of an error's location that names pydantic's union branch or validator."""
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+
+
+def stream_organisation(principal: Principal, named: int | None) -> int:
+    """The organisation a new stream (or callback) belongs to: the one ``named`` in the body,
+    which only a platform token may choose, or the token's own."""
     if principal.organisation is None:
         if named is None:
             raise ApiError(422, "a platform token must name the stream's organisation {id}")

@@ -18,6 +18,7 @@ import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
@@ -195,7 +196,8 @@ class Fanout:
             failure = StreamError(message=reason, http_status=None, at=_now())
             await self._set_status(stream, StreamStatus.ERROR, failure)
             raise ValueError(reason) from None
-        await self._set_status(stream, StreamStatus.RUNNING)
+        # A new or restarted stream is Pending until its first batch is acknowledged.
+        await self._set_status(stream, StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING)
         worker = StreamWorker(
             stream,
             connector,
@@ -209,6 +211,9 @@ class Fanout:
             if connector.linger_secs is None
             else connector.linger_secs,
             fail_fast=fail_fast,
+            initialised=partial(self._set_status, stream, StreamStatus.RUNNING)
+            if fail_fast
+            else None,
         )
         self._listening[stream.organisation].add(worker)
         task = asyncio.create_task(self._run(worker), name=f"stream-{stream.id}")

@@ -29,11 +29,12 @@ import asyncio
 import bisect
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 
+import orjson
 import structlog
 
 from connectors.base import (
@@ -44,6 +45,7 @@ from connectors.base import (
     RetryableError,
     SendResult,
 )
+from schemas import Kind
 from streamer.fanout.pages import Lane, Page, Pages, Unrenderable, render_payload
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
@@ -59,17 +61,13 @@ Selector = Callable[[Row], bool] | None
 
 def selector(spec: StreamSpec) -> Selector:
     """Which rows of its lane the stream wants; ``None``: every one (no filters)."""
-    event_types = spec.accepted("event_type_id")
-    alerts = spec.accepted("alert")
-    if event_types is None and alerts is None:
+    accepts = spec.event_matcher()
+    if accepts is None:
         return None
 
     def selected(row: Row) -> bool:
-        if row.event_type is None:  # usage: filters apply to events only
-            return True
-        return (event_types is None or row.event_type in event_types) and (
-            alerts is None or row.alert in alerts
-        )
+        # usage: filters apply to events only
+        return row.event_type is None or accepts(row.event_type, row.alert)
 
     return selected
 
@@ -182,9 +180,11 @@ class StreamWorker:
         metrics: Metrics,
         max_wait_secs: float,
         fail_fast: bool,
+        initialised: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``quiet``: send a partial batch once the log is quiet (``None``: only after
-        ``max_wait_secs``)."""
+        ``max_wait_secs``). ``initialised``: called once, after the first acknowledged batch
+        (the engine then shows a new or restarted stream as Running, no longer Pending)."""
         self.stream = stream
         self.connector = connector
         self._log = log
@@ -196,6 +196,7 @@ class StreamWorker:
         self._quiet = quiet
         self._max_wait = max_wait_secs
         self._fail_fast = fail_fast
+        self._initialised = initialised
         self._lane = Lane(stream.organisation, stream.spec.kinds)
         self._selected = selector(stream.spec)
         self._label = str(stream.id)
@@ -509,9 +510,21 @@ class StreamWorker:
             last_delivery_at=_now(),
             last_result_code=result.http_status,
         )
+        self._note_last_ids(batch.rows, {row.offset for row, _ in rejected})
         self._metrics.delivered.labels(self._label).inc(delivered)
         self._report_pending()
+        if self._initialised is not None and batch.rows:  # the destination answered
+            await self._initialised()  # a failed write is tried again with the next batch
+            self._initialised = None
         await self._commit_behind()
+
+    def _note_last_ids(self, rows: list[Row], refused: set[int]) -> None:
+        """The ids of the batch's last delivered event and usage record, for the legacy API."""
+        last = {row.kind: row for row in rows if row.offset not in refused}
+        if Kind.EVENT in last:
+            self.stream.last_event_id = _record_id(last[Kind.EVENT])
+        if Kind.USAGE in last:
+            self.stream.last_usage_id = _record_id(last[Kind.USAGE])
 
     async def _dead_letter(self, rejected: list[Refusal]) -> None:
         """Keep what the destination refused for good, or what could not be rendered for it,
@@ -588,6 +601,11 @@ def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
 
 def _offset(row: Row) -> int:
     return row.offset
+
+
+def _record_id(row: Row) -> int | None:
+    found = orjson.loads(row.body).get("id")
+    return found if isinstance(found, int) else None
 
 
 def _now() -> str:

@@ -101,6 +101,10 @@ class Position:
     inflight: int | None = None
     """For stable batches: the last offset the batch being sent covers, stored before it is
     sent, so the batch after a crash is cut at the same place."""
+    last_event_id: int | None = None
+    last_usage_id: int | None = None
+    """The ids of the last event and usage record delivered since the service started (kept in
+    memory only; the legacy API lists them as ``last_event_id``/``last_traffic_log_id``)."""
 
 
 @dataclass(slots=True)
@@ -115,6 +119,11 @@ class Stream:
     error: StreamError | None
     created_at: str
     position: Position
+    last_event_id: int | None = None
+    last_usage_id: int | None = None
+    """The ids of the last event and usage record delivered since the service started (its
+    worker's to write, kept in memory only; the legacy API lists them as ``last_event_id`` and
+    ``last_traffic_log_id``)."""
 
 
 class DeadLetter(NamedTuple):

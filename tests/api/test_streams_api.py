@@ -88,7 +88,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
                     "signing_secret": None,
                 },
             },
-            (6, "RestAPI Bulk"),
+            (6, "RestAPI (Bulk)"),
         ),
         "Datadog": (  # the documentation's example, verbatim
             {
@@ -107,7 +107,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
                 "format": "Json",
                 "credentials": {"api_key": "****", "region": "US"},
             },
-            (3, "Datadog"),
+            (3, "DataDog"),
         ),
         "AwsKinesis": (  # the documentation's example, with a well-formed role ARN (below)
             {
@@ -189,7 +189,7 @@ def v2_examples(url: str) -> dict[str, tuple[dict[str, Any], dict[str, Any], tup
                     "size": 3000,
                 },
             },
-            (2, "KeenIO"),
+            (2, "keen.io"),
         ),
     }
 
@@ -307,15 +307,16 @@ def v1_examples(url: str) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
     }
 
 
-API_TYPES = {
+API_TYPES = {  # worded as the platform words them
     1: "RestAPI",
-    2: "KeenIO",
-    3: "Datadog",
+    2: "keen.io",
+    3: "DataDog",
     4: "AWS Kinesis",
-    6: "RestAPI Bulk",
+    6: "RestAPI (Bulk)",
     8: "AWS S3",
 }
 STREAM_TYPES = {1: "Usage Data", 2: "Event Data", 3: "Usage Data & Events"}
+V1_STREAM_TYPES = {1: "Usage Data", 2: "Events", 3: "Usage Data & Events"}
 SECRET_KEYS = ("api_key", "write_key")
 
 
@@ -339,7 +340,7 @@ async def test_v2_stream_round_trip(service: Service, receiver: Receiver, kind: 
     assert got["format_version"] == "new"
     assert got["filters"] == []
     assert got["stream_historic_data"] is False
-    assert got["status"] == {"id": 1, "description": "Running"}
+    assert got["status"] == {"id": 4, "description": "Pending"}  # nothing delivered yet
     assert got["error"] is None
     assert set(got["stats"]) == {
         "delivered_records",
@@ -350,17 +351,20 @@ async def test_v2_stream_round_trip(service: Service, receiver: Receiver, kind: 
     listed = (await service.call("GET", "/api/v2/data_stream", user)).body
     assert [s["id"] for s in listed] == [stream_id]
 
+    assert got["relation_resolution"] is None
     legacy = await service.stream(stream_id, v1=True)
     assert legacy == {
         "id": stream_id,
         "active": 1,
-        "running": 1,
-        "data_stream_type": {"id": type_id, "description": STREAM_TYPES[type_id]},
+        "running": 0,  # Pending: nothing delivered yet
+        "data_stream_type": {"id": type_id, "description": V1_STREAM_TYPES[type_id]},
         "api_type": {"id": api_type, "description": api_name},
         "api_callback": url if kind == "RestAPI" else None,
         "last_result_code": None,
         "last_dispatched_timestamp": None,
         "stream_historic_data": 0,
+        "last_traffic_log_id": None,
+        "last_event_id": None,
     }
 
 
@@ -378,8 +382,9 @@ async def test_v1_stream_round_trip(service: Service, receiver: Receiver, api_ty
     legacy = await service.stream(stream_id, v1=True)
     assert legacy["api_type"] == {"id": api_type, "description": API_TYPES[api_type]}
     assert legacy["api_callback"] == (url if api_type in (1, 6) else None)
-    assert legacy["data_stream_type"] == {"id": type_id, "description": STREAM_TYPES[type_id]}
-    assert (legacy["active"], legacy["running"], legacy["stream_historic_data"]) == (1, 1, 0)
+    assert legacy["data_stream_type"] == {"id": type_id, "description": V1_STREAM_TYPES[type_id]}
+    # Pending until its first records are delivered: active, not yet running
+    assert (legacy["active"], legacy["running"], legacy["stream_historic_data"]) == (1, 0, 0)
     listed = (await service.call("GET", "/api/v1/data_stream", user)).body
     assert listed == [legacy]
 

@@ -77,9 +77,15 @@ def batch_of(*items: tuple[Kind, Record]) -> Batch:
     return Batch(f"stream-3:0-{len(items)}", payloads, kinds, list(range(len(items))))
 
 
-def usages(count: int, seed: int = 1) -> list[tuple[Kind, Record]]:
+def usages(count: int, seed: int = 1, traffic_type: int = 5) -> list[tuple[Kind, Record]]:
+    """``count`` usage records of the fleet of one traffic type (5 data, 6 SMS)."""
     fleet = Fleet(seed)
-    return [(Kind.USAGE, fleet.usage()) for _ in range(count)]
+    records: list[tuple[Kind, Record]] = []
+    while len(records) < count:
+        record = fleet.usage()
+        if record["traffic_type"]["id"] == traffic_type:
+            records.append((Kind.USAGE, record))
+    return records
 
 
 def events(count: int, seed: int = 2) -> list[tuple[Kind, Record]]:
@@ -150,6 +156,27 @@ async def test_a_usage_record_becomes_four_metrics_at_its_end_with_its_tags(
         "currency:eur",
     ]
     assert all(s["tags"] == expected_tags for s in series)
+
+
+async def test_sms_usage_is_acknowledged_and_never_sent_as_metrics(
+    datadog: FakeDatadog, connectors: MakeDatadog
+) -> None:
+    items = [
+        item for pair in zip(usages(3), usages(3, traffic_type=6), strict=True) for item in pair
+    ]
+    result = await connectors().send(batch_of(*items))
+
+    assert (list(result.retry), list(result.rejected)) == ([], [])
+    data = [record for _, record in items if record["traffic_type"]["id"] == 5]
+    assert len(datadog.series()) == 4 * len(data) == 12
+    volumes = [s["points"][0]["value"] for s in datadog.series() if s["metric"] == METRICS[0]]
+    assert sorted(volumes) == sorted(record["volume"]["total"] for record in data)
+    assert all("traffic_type:data" in s["tags"] for s in datadog.series())
+
+    datadog.requests.clear()
+    result = await connectors().send(batch_of(*usages(4, traffic_type=6)))
+    assert (list(result.retry), list(result.rejected)) == ([], [])
+    assert datadog.requests == []
 
 
 async def test_a_fleet_of_usage_records_becomes_exactly_four_points_each(

@@ -95,12 +95,12 @@ KEYS = {
         Kind.USAGE: "usage/2021/04/19/usage_20210419_133142_501-504.csv",
     },
     Version.MIGRATED: {
-        Kind.EVENT: "events_20201110_085919_500-507.csv",
-        Kind.USAGE: "cdr_20210419_133142_501-504.csv",
+        Kind.EVENT: "events_20201110_085919.csv",
+        Kind.USAGE: "cdr_20210419_133142.csv",
     },
     Version.OLD: {
-        Kind.EVENT: "events_20201110_085919_500-507.csv",
-        Kind.USAGE: "cdr_20210419_133142_501-504.csv",
+        Kind.EVENT: "events_20201110_085919.csv",
+        Kind.USAGE: "cdr_20210419_133142.csv",
     },
 }
 FIRST_COLUMNS = {
@@ -169,12 +169,13 @@ async def test_the_stream_settings_shape_the_batches(s3: MakeS3) -> None:
     assert connector.rendering.version is Version.MIGRATED
 
 
+@pytest.mark.parametrize("version", list(Version))
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 async def test_sending_a_batch_again_overwrites_its_objects(
-    aws: Aws, s3: MakeS3, compression: str
+    aws: Aws, s3: MakeS3, compression: str, version: Version
 ) -> None:
-    connector = s3(compression=compression)
-    first = batch_of(Version.NEW)
+    connector = s3(compression=compression, version=version)
+    first = batch_of(version)
     await connector.send(first)
     before = await objects(aws)
 
@@ -192,6 +193,65 @@ async def test_sending_a_batch_again_overwrites_its_objects(
     assert await objects(aws) == before
     assert len(before) == 2
     assert len(puts(aws)) == 5
+
+
+def legacy_batch(first_offset: int, ids: range, second: str = "2020-11-10T08:59:19Z") -> Batch:
+    """Events starting at ``first_offset``, every one in the same ``second``."""
+    records = [(first_offset + n, Kind.EVENT, {**EVENT, "id": i, "timestamp": second})
+               for n, i in enumerate(ids)]  # fmt: skip
+    return batch_of(Version.MIGRATED, records, key=f"7-{first_offset}")
+
+
+def legacy_file(batch: Batch) -> bytes:
+    return csv_header(Kind.EVENT, Version.MIGRATED).encode() + b"".join(batch.payloads)
+
+
+async def test_legacy_batches_starting_in_one_second_get_the_next_seconds(
+    aws: Aws, s3: MakeS3
+) -> None:
+    batches = [legacy_batch(10 * n, range(100 * n, 100 * n + 3)) for n in range(1, 4)]
+    connector = s3(version=Version.MIGRATED)
+    for batch in batches:
+        assert await connector.send(batch) == SendResult(http_status=200)
+
+    assert await objects(aws) == {
+        "events_20201110_085919.csv": legacy_file(batches[0]),
+        "events_20201110_085920.csv": legacy_file(batches[1]),
+        "events_20201110_085921.csv": legacy_file(batches[2]),
+    }
+    stat = await head(aws, "events_20201110_085920.csv")
+    assert stat["Metadata"] == {"streamer-batch": f"{STREAM_ID}/20"}
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+async def test_a_legacy_batch_re_sent_after_a_crash_overwrites_its_own_file(
+    aws: Aws, s3: MakeS3, compression: str
+) -> None:
+    batches = [legacy_batch(10 * n, range(100 * n, 100 * n + 3)) for n in range(1, 4)]
+    for batch in batches:
+        await s3(version=Version.MIGRATED, compression=compression).send(batch)
+    before = await objects(aws)
+
+    # A new process knows nothing of the names it used: it finds its own file by asking S3.
+    for batch in reversed(batches):
+        await s3(version=Version.MIGRATED, compression=compression).send(batch)
+
+    assert await objects(aws) == before
+    assert len(before) == 3
+
+
+async def test_a_legacy_name_taken_by_another_file_is_left_alone(aws: Aws, s3: MakeS3) -> None:
+    async with aws.account.client("s3") as admin:
+        await admin.put_object(Bucket=BUCKET, Key="events_20201110_085919.csv", Body=b"theirs")
+    batch = legacy_batch(10, range(3))
+
+    await s3(version=Version.MIGRATED).send(batch)
+    await s3(version=Version.MIGRATED).send(batch)  # and again, as after a crash
+
+    assert await objects(aws) == {
+        "events_20201110_085919.csv": b"theirs",
+        "events_20201110_085920.csv": legacy_file(batch),
+    }
 
 
 # --- headers -------------------------------------------------------------------------------
@@ -384,6 +444,15 @@ def test_build_refuses_bad_options(options: dict[str, Any], complaint: str) -> N
 )
 def test_the_key_time_is_the_first_records(row: bytes, key: str) -> None:
     assert object_key("", Kind.EVENT, Version.NEW, row, 3, 9) == key
+    stamp = key.rpartition("events_")[2].removesuffix("_3-9.csv")
     assert object_key("p/", Kind.USAGE, Version.OLD, row, 3, 9, gzipped=True) == (
-        "p/cdr_" + key.rpartition("events_")[2] + ".gz"
+        f"p/cdr_{stamp}.csv.gz"
+    )
+    assert object_key("", Kind.EVENT, Version.MIGRATED, row, 3, 9) == f"events_{stamp}.csv"
+
+
+def test_a_legacy_name_moves_on_across_midnight() -> None:
+    row = b'"1","2026-12-31 23:59:59","x"\n'
+    assert object_key("", Kind.EVENT, Version.OLD, row, 3, 9, seconds_on=1) == (
+        "events_20270101_000000.csv"
     )

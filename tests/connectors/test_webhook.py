@@ -123,6 +123,18 @@ async def test_body_is_a_json_array_of_the_payloads(
     assert request.headers["Content-Length"] == str(len(request.body))
 
 
+async def test_size_1_posts_one_json_object_per_request(
+    receiver: Receiver, webhooks: MakeWebhook
+) -> None:
+    hook = webhooks(receiver.url + "/hook", size=1)
+    assert hook.max_batch == 1
+    for payload in PAYLOADS:
+        await hook.send(batch(payload))
+
+    assert [request.body for request in receiver.requests] == list(PAYLOADS)
+    assert [request.json() for request in receiver.requests] == [json.loads(p) for p in PAYLOADS]
+
+
 @pytest.mark.parametrize(
     ("version", "user_agent"),
     [

@@ -66,6 +66,7 @@ def test_the_suffixes_are_those_on_metrics() -> None:
     text = generate_latest(metrics.registry).decode()
     on_page = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
     touched = {"streamer_records_delivered", "streamer_records_pending", "streamer_batch_seconds"}
+    touched |= {"streamer_ingest_workers_lost"}  # no labels: on the page from the start, at 0
     assert on_page == {name for name, family in exported().items() if family in touched}
 
 

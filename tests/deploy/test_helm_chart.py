@@ -140,8 +140,8 @@ def test_the_pod_is_probed_drained_bounded_and_unprivileged(mode: tuple[str, Man
     assert main["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert main["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
-    # SIGTERM → up to one shutdown timeout for open requests, one for in-flight sends.
-    drain = 2 * float(config(objects)["STREAMER_SHUTDOWN_TIMEOUT_SECS"])
+    # SIGTERM → one shutdown budget for open requests, in-flight sends and closing.
+    drain = float(config(objects)["STREAMER_SHUTDOWN_TIMEOUT_SECS"])
     prestop = int(main["lifecycle"]["preStop"]["exec"]["command"][1])
     assert pod["terminationGracePeriodSeconds"] > prestop + drain
     for bound in ("requests", "limits"):
@@ -268,7 +268,7 @@ def test_the_nats_url_follows_the_nats_charts_naming(
 def test_the_grace_period_follows_the_shutdown_timeout(chart: helm.Chart) -> None:
     objects = render(chart, {"settings": {"STREAMER_SHUTDOWN_TIMEOUT_SECS": "42.5"}})
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] == 5 + 2 * 43 + 10
+    assert pod["terminationGracePeriodSeconds"] == 5 + 43 + 10
 
 
 def test_an_existing_secret_replaces_the_charts_own(chart: helm.Chart) -> None:

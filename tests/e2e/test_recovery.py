@@ -39,7 +39,7 @@ from tests.e2e.harness import (
     ndjson,
 )
 
-RUNNING, PAUSED, ERROR = 1, 2, 3
+RUNNING, PAUSED, ERROR, PENDING = 1, 2, 3, 4
 EVENTS = 2
 COLLECTION = "sim_events"
 
@@ -68,9 +68,13 @@ async def letters_of(daemon: Daemon, stream_id: int, count: int) -> list[dict[st
 
 
 async def no_pending(daemon: Daemon, stream_id: int) -> dict[str, Any]:
+    """Wait until nothing is pending and the stream is no longer Pending (its first batch
+    acknowledged, or failed)."""
+
     async def done() -> dict[str, Any] | None:
         stream = await daemon.stream(stream_id)
-        return stream if stream["stats"]["pending_records"] == 0 else None
+        settled = stream["stats"]["pending_records"] == 0 and stream["status"]["id"] != PENDING
+        return stream if settled else None
 
     stream: dict[str, Any] = await eventually(
         done, what=f"stream {stream_id} with nothing pending", interval_secs=API_POLL_SECS

@@ -1,10 +1,17 @@
 """Graceful shutdown (app.py, DESIGN.md §6): SIGTERM while streams deliver → exit code 0 within
 the shutdown timeout; in-flight sends finish within it or are cancelled, unacknowledged records
-stay in the log, and after a restart on the same data directory every record arrives."""
+stay in the log, and after a restart on the same data directory every record arrives.
+
+The timeout is the budget of the whole shutdown (``streamer.shutdown``), measured from the
+signal: the exit may come at most ``EXIT_MARGIN_SECS`` after it, whatever hangs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from schemas import Kind, Version
 from tests.e2e.harness import (
@@ -20,7 +27,7 @@ from tests.e2e.harness import (
 )
 
 SHUTDOWN_TIMEOUT_SECS = 4.0
-EXIT_GRACE_SECS = 6.0  # interpreter teardown on a slow machine, on top of the timeout
+EXIT_MARGIN_SECS = 3.0  # interpreter teardown on a slow, busy machine, on top of the budget
 RECORDS = 1000
 SIZE = 20
 
@@ -40,7 +47,7 @@ async def _ingest(daemon: Daemon, seed: int) -> set[int]:
 async def _stop_within_timeout(daemon: Daemon) -> None:
     code, elapsed = await daemon.stop()
     assert code == 0, "\n".join(daemon.output[-20:])
-    assert elapsed <= SHUTDOWN_TIMEOUT_SECS + EXIT_GRACE_SECS, f"exit took {elapsed:.1f} s"
+    assert elapsed <= SHUTDOWN_TIMEOUT_SECS + EXIT_MARGIN_SECS, f"exit took {elapsed:.1f} s"
 
 
 def _no_duplicates(receiver: Receiver) -> None:
@@ -127,3 +134,42 @@ async def test_sigterm_while_retrying_is_not_a_failure_of_the_stream(
     await eventually(
         lambda: receiver.id_set() == first | rest, what="every record after the restart"
     )
+
+
+@asynccontextmanager
+async def _upload_that_never_ends(daemon: Daemon) -> AsyncIterator[None]:
+    """An ingest request whose body stops arriving halfway, held open while inside."""
+    url = urlsplit(daemon.base_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    _, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(
+        b"POST /api/v1/ingest/events HTTP/1.1\r\nHost: streamer\r\n"
+        b"Authorization: Bearer " + daemon.token.encode() + b"\r\n"
+        b"Content-Type: application/x-ndjson\r\nContent-Length: 1000000\r\n\r\n" + b"{" * 1000
+    )
+    await writer.drain()
+    # The service reads connections in the order their bytes came: once a later request is
+    # answered, the upload's handler is waiting for the rest of its body.
+    assert (await daemon.request("GET", "/health/live", token=None)).status == 200
+    try:
+        yield
+    finally:
+        writer.close()
+        await asyncio.gather(writer.wait_closed(), return_exceptions=True)
+
+
+async def test_sigterm_while_a_request_and_a_send_hang_exits_within_the_budget(
+    start_daemon: StartDaemon, new_receiver: NewReceiver
+) -> None:
+    # Each of the two drains, given the whole budget, took all of it: twice the budget.
+    daemon = await _daemon(start_daemon, STREAMER_REQUEST_TIMEOUT_SECS="600")
+    receiver = await new_receiver(keep_bodies=False)
+    receiver.default = Reply(hang=True)
+    await daemon.create_stream(receiver.url, size=SIZE)
+    await _ingest(daemon, 65)
+    await eventually(
+        lambda: [e for e in receiver.exchanges if e.status is None], what="a hung request"
+    )
+    async with _upload_that_never_ends(daemon):
+        await _stop_within_timeout(daemon)

@@ -26,7 +26,12 @@ from streamer.log.sqlite import SqliteLog
 from tests.fanout.doubles import Block, Harness, Stored, stream_spec, wait_for
 
 USAGE_ONLY, EVENTS_ONLY, BOTH = 1, 2, 3
-RUNNING, PAUSED, ERROR = StreamStatus.RUNNING, StreamStatus.PAUSED, StreamStatus.ERROR
+RUNNING, PAUSED, ERROR, PENDING = (
+    StreamStatus.RUNNING,
+    StreamStatus.PAUSED,
+    StreamStatus.ERROR,
+    StreamStatus.PENDING,
+)
 
 
 @pytest.fixture
@@ -443,7 +448,8 @@ async def test_stop_cancels_a_stuck_send_at_the_deadline(h: Harness) -> None:
     assert h["stuck"].cancelled == 1
     assert h["stuck"].unclosed_senders == []
     saved = await h.saved(stream)
-    assert (saved.status, saved.position.offset) == (RUNNING, 0)  # unacknowledged: sent again later
+    # unacknowledged: sent again later; nothing delivered yet, so the stream is still Pending
+    assert (saved.status, saved.position.offset) == (PENDING, 0)
 
 
 async def test_stop_lets_an_in_flight_send_finish_within_the_deadline(h: Harness) -> None:

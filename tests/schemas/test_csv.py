@@ -47,12 +47,14 @@ def read_back(kind: Kind, version: Version, record: Record) -> Record:
     return back
 
 
-def test_every_field_is_double_quoted_and_lines_end_in_newline() -> None:
-    row = csv_row(record_of(Kind.EVENT), Kind.EVENT, NEW)
-    assert row.endswith('"\n')
+def test_every_non_null_field_is_double_quoted_and_lines_end_in_newline() -> None:
+    record = record_of(Kind.EVENT)
+    row = csv_row(record, Kind.EVENT, NEW)
+    assert row.endswith(",\n")  # detail is null
     assert "\r" not in row
     fields = next(csv.reader([row]))
-    assert row == ",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n"
+    assert "" in fields
+    assert row == ",".join('"' + f.replace('"', '""') + '"' if f else "" for f in fields) + "\n"
 
 
 @pytest.mark.parametrize("version", list(Version))
@@ -66,15 +68,28 @@ def test_quotes_and_newlines_are_quoted_and_read_back(version: Version) -> None:
 
 
 @pytest.mark.parametrize("version", list(Version))
-def test_null_is_an_empty_quoted_field(version: Version) -> None:
+def test_null_is_nothing_between_the_commas(version: Version) -> None:
     record = record_of(Kind.EVENT, sim=None, user=None, imsi=None)
     row = cells(Kind.EVENT, version, record)
     for column in ("sim_id", "sim_iccid", "user_id", "user_name", "imsi_imsi", "endpoint_tags"):
         assert row[column] == ""
-    assert ',"",' in csv_row(record, Kind.EVENT, version)
+    text = csv_row(record, Kind.EVENT, version)
+    assert ',"",' not in text
+    assert '"10.199.6.39",,' in text
     back = read_back(Kind.EVENT, version, record)
     assert (back["sim"], back["user"], back["imsi"]) == (None, None, None)
     assert back["endpoint"]["tags"] is None
+
+
+@pytest.mark.parametrize("version", list(Version))
+def test_an_empty_string_stays_an_empty_string(version: Version) -> None:
+    endpoint = {"id": 1, "name": "", "tags": "", "ip_address": None, "imei": None}
+    record = record_of(Kind.EVENT, endpoint=endpoint, description="")
+    text = csv_row(record, Kind.EVENT, version)
+    assert ',"",' in text
+    back = read_back(Kind.EVENT, version, record)
+    assert back["endpoint"] == endpoint
+    assert back["description"] == ""
 
 
 @pytest.mark.parametrize(
@@ -114,19 +129,44 @@ def test_timestamps_per_version(version: Version, stamp: str) -> None:
         (-(2**63), "-9223372036854775808"),
     ],
 )
-@pytest.mark.parametrize("version", list(Version))
-def test_numbers_never_in_exponent_notation_and_read_back_equal(
-    value: float, text: str, version: Version
-) -> None:
-    record = record_of(Kind.USAGE, cost=value, volume={"total": value, "rx": value, "tx": 0})
-    row = cells(Kind.USAGE, version, record)
-    assert row["cost"] == text
-    assert row["volume_total" if version is NEW else "volume"] == text
+def test_numbers_never_in_exponent_notation_and_read_back_equal(value: float, text: str) -> None:
+    balance = {"amount": value, "last_updated": None, "expiry_date": None, "currency": None}
+    endpoint = {"id": 1234, "name": "Test", "balance": balance}
+    record = record_of(Kind.USAGE, endpoint=endpoint)
+    assert cells(Kind.USAGE, NEW, record)["endpoint_balance_amount"] == text
     assert "e" not in text.lower()
+    back = read_back(Kind.USAGE, NEW, record)
+    assert back["endpoint"]["balance"]["amount"] == value
+    assert type(back["endpoint"]["balance"]["amount"]) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("cost", "volume", "cost_text", "volume_text"),
+    [
+        (0.00321, 0.00321, "0.0032100000", "0.003210"),  # the platform's own S3 file
+        (0.000741, 0.000741, "0.0007410000", "0.000741"),
+        (0.0015, 0.5, "0.0015000000", "0.500000"),
+        (1e-07, 1e-07, "0.0000001000", "0.000000"),  # below the scale: rounded, never 1e-07
+        (1e22, 1e22, "10000000000000000000000.0000000000", "10000000000000000000000.000000"),
+        (0, 1, "0.0000000000", "1.000000"),  # an SMS: a count
+        (0.1 + 0.2, 2.5e-6, "0.3000000000", "0.000002"),  # half to even
+    ],
+)
+@pytest.mark.parametrize("version", list(Version))
+def test_volumes_keep_6_decimals_and_cost_10(
+    cost: float, volume: float, cost_text: str, volume_text: str, version: Version
+) -> None:
+    record = record_of(Kind.USAGE, cost=cost, volume={"total": volume, "rx": volume, "tx": 0})
+    row = cells(Kind.USAGE, version, record)
+    assert row["cost"] == cost_text
+    names = ("volume_total", "volume_rx") if version is NEW else ("volume", "volume_rx")
+    assert [row[name] for name in names] == [volume_text, volume_text]
+    assert row["volume_tx"] == "0.000000"
     back = read_back(Kind.USAGE, version, record)
-    assert back["cost"] == value
-    assert type(back["cost"]) is type(value)
-    assert back["volume"] == {"total": value, "rx": value, "tx": 0}
+    assert back["cost"] == float(cost_text)
+    assert back["volume"] == {"total": float(volume_text), "rx": float(volume_text), "tx": 0}
+    assert type(back["volume"]["tx"]) is int
+    assert csv_row(back, Kind.USAGE, version) == csv_row(record, Kind.USAGE, version)
 
 
 @pytest.mark.parametrize(
@@ -138,10 +178,18 @@ def test_numbers_never_in_exponent_notation_and_read_back_equal(
         ({}, "{}"),
         ({"empty": None}, '{"empty":null}'),
         ({"inner": {}}, '{"inner":{}}'),
+        ([1, "a"], '[1,"a"]'),
         (None, ""),
+        ("Data quota got assigned", "Data quota got assigned"),  # event types 56 and 58
+        ("", ""),
+        ("{not json", "{not json"),
+        ("42", "42"),
+        ("null", "null"),
+        ('{"a":1}', '"{\\"a\\":1}"'),  # a string that would read back as an object
+        ('"quoted"', '"\\"quoted\\""'),
     ],
 )
-def test_detail_is_compact_json_in_new_events(detail: Any, text: str) -> None:
+def test_detail_is_compact_json_or_its_text_in_new_events(detail: Any, text: str) -> None:
     record = record_of(Kind.EVENT, detail=detail)
     assert cells(Kind.EVENT, NEW, record)["detail"] == text
     back = read_back(Kind.EVENT, NEW, record)
@@ -193,7 +241,7 @@ def rewrite(text: str, order: list[int] | None = None, extra: tuple[str, str] | 
         fields = [row[i] for i in order] if order is not None else row
         if extra is not None:
             fields.append(extra[0] if number == 0 else extra[1])
-        out.append(",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n")
+        out.append(",".join('"' + f.replace('"', '""') + '"' if f else "" for f in fields) + "\n")
     return "".join(out)
 
 
@@ -249,7 +297,6 @@ def test_unreadable_csv_row_names_its_index() -> None:
         ("id", "abc", "id"),
         ("alert", "yes", "alert"),
         ("timestamp", "yesterday", "timestamp"),
-        ("detail", "{not json", "detail"),
         ("sim_id", "1.5", "sim.id"),
     ],
 )

@@ -78,7 +78,7 @@ installs (the client Service of the NATS chart, named by that chart's own rules)
 shutdown timeout for open requests and one for in-flight sends, then a margin. */}}
 {{- define "streamer.terminationGracePeriodSeconds" -}}
 {{- $timeout := ceil (float64 (default 10 .Values.settings.STREAMER_SHUTDOWN_TIMEOUT_SECS)) | int }}
-{{- add (int .Values.shutdown.preStopSleepSecs) (mul 2 $timeout) (int .Values.shutdown.marginSecs) }}
+{{- add (int .Values.shutdown.preStopSleepSecs) $timeout (int .Values.shutdown.marginSecs) }}
 {{- end }}
 
 {{/* Refuse what cannot work, at render time. */}}
