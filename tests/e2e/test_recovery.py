@@ -191,6 +191,8 @@ async def test_a_stream_whose_destination_is_refused_after_a_restart_is_in_error
     await daemon.ingest_ok(Kind.EVENT, ndjson(first, Kind.EVENT, Version.NEW), 5, ndjson=True)
     await daemon.settled(private, 5)
     await daemon.settled(kept, 5)
+    await daemon.reaches_status(private, RUNNING)  # Pending until the first batch is stored
+    await daemon.reaches_status(kept, RUNNING)
 
     code, _ = await daemon.stop()
     assert code == 0
@@ -285,7 +287,10 @@ async def test_a_full_disk_holds_a_lagging_stream_up_and_it_catches_up_by_itself
     try:
         await daemon.start()
         stream_id = await daemon.create_stream(receiver.url, type_id=EVENTS, size=100)
-        acknowledged: list[int] = []
+        first = fleet_records(98, 10, Kind.EVENT)
+        await daemon.ingest_ok(Kind.EVENT, ndjson(first, Kind.EVENT, Version.NEW), 10, ndjson=True)
+        await daemon.reaches_status(stream_id, RUNNING)  # Pending until its first batch
+        acknowledged = ids_of(first)
         refused = None
         for seed in range(1000):
             records = fleet_records(100 + seed, 500, Kind.EVENT)
@@ -343,6 +348,7 @@ async def test_a_webhook_that_answers_404_after_deliveries_is_retried_and_loses_
     first = fleet_records(90, 5, Kind.EVENT)
     await daemon.ingest_ok(Kind.EVENT, ndjson(first, Kind.EVENT, Version.NEW), 5, ndjson=True)
     await daemon.settled(stream_id, 5)
+    await daemon.reaches_status(stream_id, RUNNING)
     receiver.script(404, 410, 404)  # gone for a moment (a redeploy), then back
 
     then = fleet_records(91, 6, Kind.EVENT)
