@@ -27,7 +27,7 @@ from streamer.fanout.pages import Pages
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
 from streamer.fanout.worker import StreamWorker
-from streamer.log.base import Entry, Log, Store, Stream, StreamError, StreamStatus
+from streamer.log.base import Entry, Log, LogError, Store, Stream, StreamError, StreamStatus
 from streamer.metrics import Metrics
 from streamer.spec import Ref, StreamSpec
 
@@ -227,7 +227,7 @@ class Fanout:
                 failure = StreamError(
                     message=error.message, http_status=error.http_status, at=_now()
                 )
-                await self._set_status(stream, StreamStatus.ERROR, failure)
+                await self._fail(stream, failure)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must cost one stream, not the service
@@ -256,6 +256,17 @@ class Fanout:
             listening.discard(worker)
             if not listening:
                 del self._listening[worker.stream.organisation]
+
+    async def _fail(self, stream: Stream, failure: StreamError) -> None:
+        """Put the stream in Error; if the store cannot take it (a full disk), the stream is in
+        Error all the same while the service runs (after a restart it tries its destination
+        again)."""
+        try:
+            await self._set_status(stream, StreamStatus.ERROR, failure)
+        except LogError as exc:
+            _log.error("storing a stream's Error failed", stream=stream.id, error=str(exc))
+            stream.status, stream.error = StreamStatus.ERROR, failure
+            self._metrics.status.labels(str(stream.id)).set(StreamStatus.ERROR)
 
     async def _set_status(
         self, stream: Stream, status: StreamStatus, error: StreamError | None = None

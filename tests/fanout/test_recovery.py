@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import streamer.fanout.pages as pages_module
-from connectors.base import DestinationMissing
+from connectors.base import DestinationMissing, FatalError
 from schemas import Kind, Version, dumps
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import LogFullError, Position, StreamStatus
@@ -197,6 +197,31 @@ async def test_a_bug_in_the_delivery_path_is_retried_and_told_without_its_messag
     await wait_for(lambda: len(h["s"].received) == 3)
     assert h.fanout.troubles() == {}
     assert h.state(stream).status == RUNNING
+
+
+async def test_a_destination_failure_while_the_store_is_full_is_still_an_error(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = await h.create("s")
+    await h.append(usage=2, organisation=1)
+    await wait_for(lambda: h.state(stream).status == RUNNING)
+    set_status = h.log.set_status
+
+    async def full_for_errors(stream_id: int, status: StreamStatus, error: Any) -> None:
+        if status == ERROR:
+            raise LogFullError("the log is full: database or disk is full")
+        await set_status(stream_id, status, error)
+
+    monkeypatch.setattr(h.log, "set_status", full_for_errors)
+    h["s"].script.append(FatalError("401 Unauthorized", 401))
+    await h.append(usage=1, organisation=1)
+
+    await wait_for(lambda: h.state(stream).status == ERROR)
+    error = h.state(stream).error
+    assert error is not None
+    assert error["message"] == "401 Unauthorized"
+    assert h.sample("streamer_stream_status", stream) == ERROR
+    assert h.fanout.troubles() == {}
 
 
 # -- destinations that disappear -------------------------------------------------------------
