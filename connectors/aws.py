@@ -26,9 +26,11 @@ Errors
       errors → ``RetryableError``;
     - a role that cannot be assumed (any non-transient failure of ``AssumeRole``) →
       ``FatalError`` naming the role and the external id;
-    - every other AWS error code (``ResourceNotFoundException``, ``NoSuchBucket``,
-      ``AccessDenied``, ``KMS…``, ``InvalidArgumentException``, ``ExpiredToken`` — which only
-      reaches us once a refresh could not help …) → ``FatalError``;
+    - a destination that does not exist (``ResourceNotFoundException``, ``NoSuchBucket``) →
+      ``DestinationMissing``;
+    - every other AWS error code (``AccessDenied``, ``KMS…``, ``InvalidArgumentException``,
+      ``ExpiredToken`` — which only reaches us once a refresh could not help …) →
+      ``FatalError``;
     - missing service credentials, invalid parameters → ``FatalError``.
 
     The message always carries the AWS error code, and ``http_status`` is the status AWS
@@ -65,7 +67,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 from botocore.loaders import create_loader  # type: ignore[import-untyped]
 
-from connectors.base import DeliveryError, FatalError, RetryableError
+from connectors.base import DeliveryError, DestinationMissing, FatalError, RetryableError
 
 __all__ = ["AWS_ERRORS", "AssumedRole", "RoleClients", "check_role_arn", "error_for", "new_session"]
 
@@ -97,6 +99,9 @@ RETRYABLE_CODES = frozenset(
     }
 )
 """AWS error codes that are worth another try whatever the HTTP status says."""
+
+MISSING_CODES = frozenset({"ResourceNotFoundException", "NoSuchBucket"})
+"""AWS error codes that say the destination (a Kinesis stream, an S3 bucket) does not exist."""
 
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
@@ -280,4 +285,6 @@ def _client_error(
         return FatalError(f"{action}: {who} cannot be assumed: {described}", http_status)
     if transient:
         return RetryableError(f"{action}: {described}", http_status)
+    if code in MISSING_CODES:
+        return DestinationMissing(f"{action}: {described}", http_status)
     return FatalError(f"{action}: {described}", http_status)

@@ -7,8 +7,12 @@ back which records the destination took:
     DeliveryError            a batch (or part of one) could not be delivered
      ├── RetryableError      worth another try: network trouble, timeouts, 408, 429, 5xx;
      │                       ``retry_after`` carries the destination's own wait, if it said one
-     └── FatalError          retrying cannot help: a refused request, bad credentials, a
-                             destination that does not exist; the stream goes to Error
+     └── FatalError          retrying cannot help: a refused request, bad credentials; the
+          │                  stream goes to Error
+          └── DestinationMissing  the destination is not there (404/410, a Kinesis stream or
+                             S3 bucket that does not exist): fatal on the first send after a
+                             create or restart; after a stream has delivered, the engine
+                             retries it for the retry window (it may come back)
 
 Library errors (aiohttp, botocore) never cross this boundary: each connector maps them here.
 A partial failure is not an exception: ``send`` returns the positions to retry and the
@@ -28,6 +32,7 @@ __all__ = [
     "Batch",
     "Connector",
     "DeliveryError",
+    "DestinationMissing",
     "FatalError",
     "Form",
     "Rendering",
@@ -57,6 +62,10 @@ class RetryableError(DeliveryError):
 
 class FatalError(DeliveryError):
     """Another try cannot succeed until the configuration or the destination is fixed."""
+
+
+class DestinationMissing(FatalError):
+    """The destination does not exist (any more): a deleted stream or bucket, a 404 or 410."""
 
 
 class Form(StrEnum):

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 
-from connectors.base import DeliveryError, FatalError, RetryableError
+from connectors.base import DeliveryError, DestinationMissing, FatalError, RetryableError
 
 __all__ = [
     "Answer",
@@ -125,7 +125,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def error_for_status(status: int, headers: Any, detail: str = "") -> DeliveryError:
-    """The error a non-2xx answer means: 408, 429 and 5xx retryable, anything else fatal."""
+    """The error a non-2xx answer means: 408, 429 and 5xx retryable, 404 and 410 a missing
+    destination, anything else fatal."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -133,6 +134,8 @@ def error_for_status(status: int, headers: Any, detail: str = "") -> DeliveryErr
     message = f"{status} {phrase}" + (f": {detail}" if detail else "")
     if status in (408, 429) or status >= 500:
         return RetryableError(message, status, retry_after(headers.get("Retry-After")))
+    if status in (404, 410):
+        return DestinationMissing(message, status)
     return FatalError(message, status)
 
 

@@ -53,6 +53,13 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.service_errors = Counter(
+            "streamer_delivery_service_errors",
+            "Times a stream's delivery was held up by the service's own error (its log or"
+            " store, a bug), not the destination's; each is retried.",
+            ["stream"],
+            registry=r,
+        )
         self.pending = Gauge(
             "streamer_records_pending",
             "Records in the log after the stream's acknowledged position.",
@@ -80,6 +87,7 @@ class Metrics:
             self.failed,
             self.retried,
             self.dead_lettered,
+            self.service_errors,
             self.pending,
             self.status,
             self.batch_seconds,

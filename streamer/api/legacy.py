@@ -246,7 +246,10 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
     others = [f for f in document["filters"] if f.get("field") != "event_type_id"]
     filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}] if chosen else others
     spec = validate_spec({**document, "filters": filters})
-    await request.app[SERVICES].fanout.update(state.id, spec)
+    try:
+        await request.app[SERVICES].fanout.update(state.id, spec)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
     return web.Response(status=204)
 
 

@@ -138,7 +138,10 @@ async def patch_stream(request: web.Request) -> web.Response:
     if status is not None and status["id"] == StreamStatus.PAUSED:
         await services.fanout.pause(state.id)
     elif status is not None and status["id"] == StreamStatus.RUNNING:
-        await services.fanout.resume(state.id)
+        try:
+            await services.fanout.resume(state.id)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
     return web.Response(status=202)
 
 
@@ -149,6 +152,8 @@ async def restart_stream(request: web.Request) -> web.Response:
         await request.app[SERVICES].fanout.restart(state.id)
     except StreamConflict as exc:
         raise ApiError(409, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
     return web.Response(status=202)
 
 

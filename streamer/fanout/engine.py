@@ -5,6 +5,10 @@ a stream's definition and status (each change is stored before the call returns)
 stream's worker alone writes its position. Each running stream has one worker task, owned
 here and awaited on stop, so a slow or failed stream holds back only itself. Appends wake only
 the workers of the organisations they hold.
+
+A stored stream whose connector cannot be built (its destination was allowed by a setting the
+service no longer has) goes to Error with the reason, at start as on resume or restart (which
+then raise ``ValueError`` with it); every other stream goes on.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from streamer.fanout.pages import Pages
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
 from streamer.fanout.worker import StreamWorker
-from streamer.log.base import Entry, Log, Store, Stream, StreamError, StreamStatus
+from streamer.log.base import Entry, Log, LogError, Store, Stream, StreamError, StreamStatus
 from streamer.metrics import Metrics
 from streamer.spec import Ref, StreamSpec
 
@@ -71,7 +75,8 @@ class Fanout:
             self._streams[stream.id] = stream
             self._metrics.status.labels(str(stream.id)).set(stream.status)
             if stream.status in (StreamStatus.RUNNING, StreamStatus.PENDING):
-                await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
+                with contextlib.suppress(ValueError):  # in Error with the reason: go on
+                    await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
 
     def receiving(self) -> contextlib.AbstractContextManager[None]:
         """Around an ingest request: while records are on their way in, partial batches
@@ -84,6 +89,14 @@ class Fanout:
         for organisation, count in Counter(entry.organisation for entry in entries).items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
+
+    def troubles(self) -> dict[int, str]:
+        """The streams whose delivery waits out the service's own error, and that error."""
+        return {
+            stream_id: worker.trouble
+            for stream_id, (worker, _) in self._workers.items()
+            if worker.trouble is not None
+        }
 
     def streams(self) -> list[Stream]:
         return list(self._streams.values())
@@ -130,13 +143,15 @@ class Fanout:
         _log.info("stream paused", stream=stream_id)
 
     async def resume(self, stream_id: int) -> None:
+        """Deliver a paused stream again; ``ValueError`` if its connector cannot be built."""
         stream = self._streams[stream_id]
         if stream.status is StreamStatus.PAUSED and stream_id not in self._workers:
             await self._launch(stream, fail_fast=False)
             _log.info("stream resumed", stream=stream_id)
 
     async def restart(self, stream_id: int) -> None:
-        """Take the stream out of Error (or re-initialise it) from its last acknowledged record."""
+        """Take the stream out of Error (or re-initialise it) from its last acknowledged record;
+        ``ValueError`` if its connector cannot be built."""
         stream = self._streams[stream_id]
         if stream.status is StreamStatus.PAUSED:
             raise StreamConflict("the stream is paused: resume it instead")
@@ -176,7 +191,16 @@ class Fanout:
         await self._connectors(spec, None).aclose()
 
     async def _launch(self, stream: Stream, *, fail_fast: bool) -> None:
-        connector = self._connectors(stream.spec, stream.id)
+        """Start the stream's worker; if its connector cannot be built, put the stream in
+        Error with the reason and raise that ``ValueError``."""
+        try:
+            connector = self._connectors(stream.spec, stream.id)
+        except ValueError as exc:
+            reason = f"the destination cannot be built: {exc}"
+            _log.warning("stream failed", stream=stream.id, error=reason)
+            failure = StreamError(message=reason, http_status=None, at=_now())
+            await self._set_status(stream, StreamStatus.ERROR, failure)
+            raise ValueError(reason) from None
         # A new or restarted stream is Pending until its first batch is acknowledged.
         await self._set_status(stream, StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING)
         worker = StreamWorker(
@@ -208,7 +232,7 @@ class Fanout:
                 failure = StreamError(
                     message=error.message, http_status=error.http_status, at=_now()
                 )
-                await self._set_status(stream, StreamStatus.ERROR, failure)
+                await self._fail(stream, failure)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must cost one stream, not the service
@@ -237,6 +261,17 @@ class Fanout:
             listening.discard(worker)
             if not listening:
                 del self._listening[worker.stream.organisation]
+
+    async def _fail(self, stream: Stream, failure: StreamError) -> None:
+        """Put the stream in Error; if the store cannot take it (a full disk), the stream is in
+        Error all the same while the service runs (after a restart it tries its destination
+        again)."""
+        try:
+            await self._set_status(stream, StreamStatus.ERROR, failure)
+        except LogError as exc:
+            _log.error("storing a stream's Error failed", stream=stream.id, error=str(exc))
+            stream.status, stream.error = StreamStatus.ERROR, failure
+            self._metrics.status.labels(str(stream.id)).set(StreamStatus.ERROR)
 
     async def _set_status(
         self, stream: Stream, status: StreamStatus, error: StreamError | None = None

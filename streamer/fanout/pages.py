@@ -7,6 +7,9 @@ reading the log again. Streams of one lane therefore share one read of each page
 rendering of each record per distinct ``Rendering``: ten streams that all want ``migrated``
 JSON render each record once. ``new`` JSON is the stored canonical bytes themselves: no work
 at all. A bounded number of pages stay cached per lane, and a bounded number of lanes.
+
+A record that cannot be rendered as a stream asks (a renderer raised for it) is
+``Unrenderable``: that record, not its page or its batch, is the failure.
 """
 
 from __future__ import annotations
@@ -20,20 +23,40 @@ from typing import NamedTuple
 import orjson
 
 from connectors.base import Form, Rendering
-from schemas import Kind, Version, csv_row, dumps
+from schemas import Kind, Shape, Version, csv_row, dumps
 from streamer.log.base import Log, Row
 
-__all__ = ["Lane", "Page", "Pages", "render_payload"]
+__all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
+
+
+class Unrenderable(Exception):
+    """A record that cannot be rendered as a stream asks; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
-    """One record's canonical bytes rendered as ``rendering`` asks."""
+    """One record's canonical bytes rendered as ``rendering`` asks; ``Unrenderable`` when a
+    renderer fails for it (whatever it raises: the failure belongs to this record alone)."""
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
-    record = orjson.loads(body)
-    if rendering.form is Form.CSV:
-        return csv_row(record, kind, rendering.version).encode()
-    return dumps(record, kind, rendering.version, rendering.shape)
+    try:
+        record = orjson.loads(body)
+        if rendering.form is Form.CSV:
+            return csv_row(record, kind, rendering.version).encode()
+        return dumps(record, kind, rendering.version, rendering.shape)
+    except Exception as exc:  # RecursionError, TypeError …: a renderer's bug, for this record
+        raise Unrenderable(
+            f"the record cannot be rendered as {_described(rendering)}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _described(rendering: Rendering) -> str:
+    shape = "" if rendering.shape is Shape.FULL else f" ({rendering.shape.value} shape)"
+    form = "a CSV row" if rendering.form is Form.CSV else "JSON"
+    return f"{form} in format {rendering.version.value}{shape}"
 
 
 class Lane(NamedTuple):
@@ -50,26 +73,30 @@ class Page:
     start: int
     end: int
     rows: list[Row]
-    rendered: dict[Rendering, list[bytes | None]] = field(default_factory=dict)
+    rendered: dict[Rendering, list[bytes | Unrenderable | None]] = field(default_factory=dict)
 
     def covers(self, position: int) -> bool:
         return self.start <= position < self.end
 
-    def payloads(self, indices: Iterable[int], rendering: Rendering) -> list[bytes]:
+    def payloads(self, indices: Iterable[int], rendering: Rendering) -> list[bytes | Unrenderable]:
         """Rows ``indices`` rendered as ``rendering`` asks, each computed once per page and
-        rendering."""
+        rendering; a row a renderer fails on is its ``Unrenderable`` (cached too)."""
         rows = self.rows
         if rendering.form is Form.JSON and rendering.version is Version.NEW:
             return [rows[index].body for index in indices]
         cache = self.rendered.get(rendering)
         if cache is None:
             cache = self.rendered[rendering] = [None] * len(rows)
-        payloads = []
+        payloads: list[bytes | Unrenderable] = []
         for index in indices:
             payload = cache[index]
             if payload is None:
                 row = rows[index]
-                payload = cache[index] = render_payload(row.kind, row.body, rendering)
+                try:
+                    payload = render_payload(row.kind, row.body, rendering)
+                except Unrenderable as failure:
+                    payload = failure
+                cache[index] = payload
             payloads.append(payload)
         return payloads
 

@@ -9,11 +9,18 @@ rotation) waits just that long. A waiting batch is read again only when enough r
 its organisation may have arrived to fill it.
 
 A send is retried with backoff while the destination's failures are retryable and the retry
-window is open; records refused for good become dead letters. The stream's position moves
+window is open; records refused for good become dead letters, and so does a record that cannot
+be rendered as the stream asks (the rest of its batch goes). The stream's position moves
 only once the destination acknowledged, and only this worker writes it
 (``Store.commit_position``). A fatal failure, a closed retry window, or any failure of the
 first send after a create or restart (fail fast) ends ``run`` with that error; the engine puts
-the stream in Error. Only this stream stops; its records stay in the log.
+the stream in Error. Only this stream stops; its records stay in the log. A destination that
+disappears after the stream delivered (``DestinationMissing``) is retried for the window first.
+
+Failures that are the service's own (its log or store: a full disk, a database error; a bug)
+are not the destination's and never end ``run``: the worker reports them (``trouble``, the
+``streamer_delivery_service_errors`` metric, the log), backs off without limit, stores its
+position again, and goes on where it was.
 """
 
 from __future__ import annotations
@@ -30,12 +37,19 @@ from itertools import islice
 import orjson
 import structlog
 
-from connectors.base import Batch, Connector, DeliveryError, RetryableError, SendResult
+from connectors.base import (
+    Batch,
+    Connector,
+    DeliveryError,
+    DestinationMissing,
+    RetryableError,
+    SendResult,
+)
 from schemas import Kind
-from streamer.fanout.pages import Lane, Page, Pages, render_payload
+from streamer.fanout.pages import Lane, Page, Pages, Unrenderable, render_payload
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import Log, Position, Row, Store, Stream
+from streamer.log.base import Log, LogError, Position, Row, Store, Stream
 from streamer.metrics import Metrics
 from streamer.spec import StreamSpec
 
@@ -58,21 +72,29 @@ def selector(spec: StreamSpec) -> Selector:
     return selected
 
 
+Refusal = tuple[Row, str]
+"""A record that is not delivered, and why: it becomes a dead letter."""
+
+
 @dataclass(slots=True)
 class LogBatch:
-    """The stream's next records; acknowledged, the position moves to ``upto``."""
+    """The stream's next records (``rows`` sent, ``unrendered`` kept as dead letters);
+    acknowledged, the position moves to ``upto``."""
 
     batch: Batch
     rows: list[Row]
+    unrendered: list[Refusal]
     upto: int
 
 
 @dataclass(slots=True)
 class Replay:
-    """Dead letters sent again; acknowledged, they are dropped."""
+    """Dead letters sent again (those that still cannot be rendered stay); acknowledged, the
+    ``letters`` sent are dropped."""
 
     batch: Batch
     rows: list[Row]
+    unrendered: list[Refusal]
     letters: list[int]
 
 
@@ -87,10 +109,15 @@ class _Cut:
         self.size = size
         self.rows: list[Row] = []
         self.payloads: list[bytes] = []
+        self.unrendered: list[Refusal] = []
+
+    @property
+    def taken(self) -> int:
+        return len(self.rows) + len(self.unrendered)
 
     @property
     def done(self) -> bool:
-        return len(self.rows) >= self.size or (
+        return self.taken >= self.size or (
             self.stop_at is not None and self.position >= self.stop_at
         )
 
@@ -100,14 +127,18 @@ class _Cut:
         start = bisect.bisect_right(rows, self.position, key=_offset)
         limit = page.end if self.stop_at is None else min(page.end, self.stop_at)
         stop = bisect.bisect_right(rows, limit, key=_offset)
-        wanted = self.size - len(self.rows)
+        wanted = self.size - self.taken
         picked: Sequence[int] = (
             range(start, min(stop, start + wanted))
             if selected is None
             else list(islice((i for i in range(start, stop) if selected(rows[i])), wanted))
         )
-        self.rows += [rows[i] for i in picked]
-        self.payloads += page.payloads(picked, connector.rendering)
+        for i, payload in zip(picked, page.payloads(picked, connector.rendering), strict=True):
+            if isinstance(payload, Unrenderable):
+                self.unrendered.append((rows[i], payload.reason))
+            else:
+                self.rows.append(rows[i])
+                self.payloads.append(payload)
         full = len(picked) == wanted
         self.position = rows[picked[-1]].offset if full else max(self.position, limit)
 
@@ -119,6 +150,9 @@ class _Failed(Exception):
 
 class _Stopped(Exception):
     """The service is shutting down while a batch waits for its next try: not a failure."""
+
+
+_OURS = (_Failed, _Stopped)
 
 
 @dataclass(slots=True)
@@ -170,8 +204,11 @@ class StreamWorker:
         self._wanted = 1  # how many of them wake the worker
         self._unread = True  # records may wait that no read has seen (at start, after a full cut)
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._replaying = True  # look for dead letters queued for replay first
         self._committing: asyncio.Future[None] | None = None
+        self.trouble: str | None = None
+        """The service's own failure the worker is waiting out (``None``: none)."""
 
     @property
     def stopping(self) -> bool:
@@ -187,6 +224,7 @@ class StreamWorker:
     def stop(self) -> None:
         """Finish the send in flight, then return."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     def replay(self) -> None:
@@ -198,19 +236,61 @@ class StreamWorker:
         """Deliver until stopped; return the error that ended delivery, if one did."""
         try:
             while not self._stopping:
-                batch = await self._next_batch()
-                if batch is not None:
-                    result, rejected = await self._send(batch)
-                    await self._acknowledge(batch, result, rejected)
+                try:
+                    await self._deliver_next()
+                except _OURS:
+                    raise
+                except Exception as exc:  # the service's own failure, not the destination's
+                    await self._wait_out(exc)
         except _Failed as failed:
             await self._commit_failure(failed.error)
             return failed.error
         except _Stopped:
             pass
         finally:
-            if self._committing is not None:
-                await self._committing
+            await self._settle_commit()
         return None
+
+    async def _deliver_next(self) -> None:
+        batch = await self._next_batch()
+        if batch is not None:
+            result, rejected = await self._send(batch)
+            await self._acknowledge(batch, result, rejected)
+
+    # -- the service's own failures ----------------------------------------------------------
+
+    async def _wait_out(self, exc: Exception) -> None:
+        """Back off until the position can be stored again (or the worker is stopped); the
+        next batch then starts from the position in memory, which is never ahead of what the
+        destination acknowledged."""
+        tries = 0
+        while True:
+            self.trouble = _described(exc)
+            self._metrics.service_errors.labels(self._label).inc()
+            delay = self._policy.delay(tries)
+            tries += 1
+            log = _log.error if tries == 1 else _log.warning
+            log(
+                "delivery held up by the service's own error, retrying",
+                stream=self.stream.id,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_secs=round(delay, 3),
+                exc_info=tries == 1 and not isinstance(exc, LogError),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+            if self._stopping:
+                return
+            await self._settle_commit()
+            try:
+                await self._store.commit_position(self.stream.id, self.stream.position)
+            except Exception as again:  # still failing: wait longer
+                exc = again
+            else:
+                break
+        _log.info("delivery resumed after the service's own error", stream=self.stream.id)
+        self.trouble = None
+        self._unread = True  # what the failed step read is unknown: read again
 
     # -- the next batch ----------------------------------------------------------------------
 
@@ -229,18 +309,30 @@ class StreamWorker:
         if not letters:
             return None
         rendering = self.connector.rendering
-        rows = [Row(dl.offset, dl.kind, stream.organisation, None, None, dl.body) for dl in letters]
-        payloads = [render_payload(row.kind, row.body, rendering) for row in rows]
+        rows: list[Row] = []
+        payloads: list[bytes] = []
+        unrendered: list[Refusal] = []
+        sent: list[int] = []
+        for letter in letters:
+            row = Row(letter.offset, letter.kind, stream.organisation, None, None, letter.body)
+            try:
+                payloads.append(render_payload(row.kind, row.body, rendering))
+            except Unrenderable as failure:
+                unrendered.append((row, failure.reason))
+            else:
+                rows.append(row)
+                sent.append(letter.id)
         key = f"{stream.id}-dead-{letters[0].id}-{letters[-1].id}"
-        return Replay(_batch(key, payloads, rows), rows, [dl.id for dl in letters])
+        return Replay(_batch(key, payloads, rows), rows, unrendered, sent)
 
     async def _collect(self) -> LogBatch | None:
         """The stream's next records; ``None`` when stopped, or when dead letters were
         queued while it waited."""
         cut = _Cut(self.stream.position, self._size)
         await self._fill(cut)
-        if not cut.rows and not cut.done:  # nothing waits: sleep until records arrive
+        if not cut.taken and not cut.done:  # nothing waits: sleep until records arrive
             await self._skip_to(cut.position)
+            await self._finish_commit()  # a failed write is known before the worker sleeps
             self._report_pending()
             self._wake.clear()
             if self._stopping or self._replaying:
@@ -251,11 +343,13 @@ class StreamWorker:
                 return None
         if not cut.done:
             await self._wait_to_fill(cut)
-        if not cut.rows:
+        if not cut.taken:
             await self._skip_to(cut.position)
             return None
-        key = f"{self.stream.id}-{cut.rows[0].offset}-{cut.rows[-1].offset}"
-        return LogBatch(_batch(key, cut.payloads, cut.rows), cut.rows, cut.position)
+        offsets = sorted(row.offset for row in (*cut.rows, *(row for row, _ in cut.unrendered)))
+        key = f"{self.stream.id}-{offsets[0]}-{offsets[-1]}"
+        batch = _batch(key, cut.payloads, cut.rows)
+        return LogBatch(batch, cut.rows, cut.unrendered, cut.position)
 
     async def _fill(self, cut: _Cut) -> None:
         """Read what the stream wants after the cut's position, until the cut is done or has
@@ -318,13 +412,15 @@ class StreamWorker:
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def _send(self, batch: LogBatch | Replay) -> tuple[SendResult, list[tuple[Row, str]]]:
+    async def _send(self, batch: LogBatch | Replay) -> tuple[SendResult, list[Refusal]]:
         """Send until every record is accepted or refused for good; return the last answer
-        and the refused records with their reasons."""
+        and the records not delivered (refused, or never rendered) with their reasons."""
+        rejected = list(batch.unrendered)
+        if not batch.rows:
+            return SendResult(), rejected
         if isinstance(batch, LogBatch) and self.connector.stable_batches:
             await self._commit(replace(self.stream.position, inflight=batch.upto))
         sending, rows = batch.batch, batch.rows
-        rejected: list[tuple[Row, str]] = []
         tries = _Tries()
         started = time.monotonic()
         while True:
@@ -342,7 +438,7 @@ class StreamWorker:
                 return result, rejected
             self._metrics.failed.labels(self._label).inc(len(result.retry))
             retry = RetryableError(f"{len(result.retry)} records were not accepted")
-            await self._back_off(retry, tries)
+            await self._back_off(retry, tries, fail_fast=self._fail_fast)
             rows = [rows[i] for i in result.retry]
             sending = _batch(sending.key, [sending.payloads[i] for i in result.retry], rows)
             self._metrics.retried.labels(self._label).inc(len(rows))
@@ -351,25 +447,35 @@ class StreamWorker:
         """One send; ``None`` after a retryable failure (backed off already)."""
         try:
             return await self.connector.send(batch)
-        except RetryableError as error:
+        except (RetryableError, DestinationMissing) as error:
             self._metrics.failed.labels(self._label).inc(len(batch.payloads))
-            await self._back_off(error, tries)
+            await self._back_off(error, tries, fail_fast=self._fails_fast(error))
             self._metrics.retried.labels(self._label).inc(len(batch.payloads))
             return None
         except DeliveryError as error:
             self._metrics.failed.labels(self._label).inc(len(batch.payloads))
             raise _Failed(error) from None
 
-    async def _back_off(self, error: RetryableError, tries: _Tries) -> None:
+    def _fails_fast(self, error: RetryableError | DestinationMissing) -> bool:
+        """Whether ``error`` ends delivery at once: any failure of the first send after a
+        create or restart; a missing destination only then (later it may come back)."""
+        return self._fail_fast or (
+            isinstance(error, DestinationMissing) and self.stream.position.delivered == 0
+        )
+
+    async def _back_off(
+        self, error: RetryableError | DestinationMissing, tries: _Tries, *, fail_fast: bool
+    ) -> None:
         """Sleep before the next try, or raise ``_Failed`` when no try is left."""
         if self._stopping:
             raise _Stopped
         now = time.monotonic()
         tries.since = tries.since or now
         remaining = self._policy.window_secs - (now - tries.since)
-        if self._fail_fast or remaining <= 0 or (error.retry_after or 0) > remaining:
+        retry_after = error.retry_after if isinstance(error, RetryableError) else None
+        if fail_fast or remaining <= 0 or (retry_after or 0) > remaining:
             raise _Failed(error)  # a destination's Retry-After is never cut short
-        delay = min(self._policy.delay(tries.count, error.retry_after), remaining)
+        delay = min(self._policy.delay(tries.count, retry_after), remaining)
         tries.count += 1
         _log.info(
             "send failed, retrying",
@@ -383,9 +489,10 @@ class StreamWorker:
     # -- acknowledging -----------------------------------------------------------------------
 
     async def _acknowledge(
-        self, batch: LogBatch | Replay, result: SendResult, rejected: list[tuple[Row, str]]
+        self, batch: LogBatch | Replay, result: SendResult, rejected: list[Refusal]
     ) -> None:
-        self._fail_fast = False
+        if batch.rows:  # the destination answered
+            self._fail_fast = False
         if rejected:
             await self._dead_letter(rejected)
         position = self.stream.position
@@ -395,7 +502,7 @@ class StreamWorker:
             await self._store.drop_dead_letters([i for i, r in sent if r.offset not in refused])
         else:
             position = replace(position, offset=batch.upto, inflight=None)
-        delivered = len(batch.rows) - len(rejected)
+        delivered = len(batch.rows) + len(batch.unrendered) - len(rejected)
         self.stream.position = replace(
             position,
             delivered=position.delivered + delivered,
@@ -405,9 +512,9 @@ class StreamWorker:
         self._note_last_ids(batch.rows, {row.offset for row, _ in rejected})
         self._metrics.delivered.labels(self._label).inc(delivered)
         self._report_pending()
-        if self._initialised is not None:
-            initialised, self._initialised = self._initialised, None
-            await initialised()
+        if self._initialised is not None and batch.rows:  # the destination answered
+            await self._initialised()  # a failed write is tried again with the next batch
+            self._initialised = None
         await self._commit_behind()
 
     def _note_last_ids(self, rows: list[Row], refused: set[int]) -> None:
@@ -418,10 +525,11 @@ class StreamWorker:
         if Kind.USAGE in last:
             self.stream.last_usage_id = _record_id(last[Kind.USAGE])
 
-    async def _dead_letter(self, rejected: list[tuple[Row, str]]) -> None:
-        """Keep what the destination refused for good, with its reason, for a later replay."""
+    async def _dead_letter(self, rejected: list[Refusal]) -> None:
+        """Keep what the destination refused for good, or what could not be rendered for it,
+        with the reason, for a later replay."""
         _log.warning(
-            "records refused by the destination, kept as dead letters",
+            "records not delivered, kept as dead letters",
             stream=self.stream.id,
             count=len(rejected),
             first_reason=rejected[0][1],
@@ -438,7 +546,12 @@ class StreamWorker:
             http_status=error.http_status,
         )
         if error.http_status is not None:
-            await self._commit(replace(self.stream.position, last_result_code=error.http_status))
+            try:
+                await self._commit(
+                    replace(self.stream.position, last_result_code=error.http_status)
+                )
+            except LogError as exc:  # only the last result code is lost
+                _log.warning("storing the last result code failed", error=str(exc))
 
     def _report_pending(self) -> None:
         pending = self._log.last_offset - self.stream.position.offset
@@ -451,6 +564,19 @@ class StreamWorker:
         self.stream.position = position
         await self._store.commit_position(self.stream.id, position)
 
+    async def _finish_commit(self) -> None:
+        """Wait for the position write in flight, if any; raise if it failed."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+
+    async def _settle_commit(self) -> None:
+        """Wait for the position write in flight, if any; a failed one is written again by
+        the next commit (the position in memory is the newest)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await asyncio.gather(committing, return_exceptions=True)
+
     async def _commit_behind(self) -> None:
         """Write the new position while the next batch is read and sent: at most one write
         in flight, so after a crash at most the batch before it is sent again."""
@@ -458,6 +584,14 @@ class StreamWorker:
             await self._committing
         commit = self._store.commit_position(self.stream.id, self.stream.position)
         self._committing = asyncio.ensure_future(commit)
+
+
+def _described(exc: Exception) -> str:
+    """What ``/health/ready`` (no auth) may say of the service's own error: the log's and the
+    store's messages; of anything else only its type, the rest is in the service log."""
+    if isinstance(exc, LogError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"internal error ({type(exc).__name__}), see the service log"
 
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:

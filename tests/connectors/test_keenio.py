@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Batch, FatalError, Rendering, RetryableError, SendResult
+from connectors.base import (
+    Batch,
+    DestinationMissing,
+    FatalError,
+    Rendering,
+    RetryableError,
+    SendResult,
+)
 from connectors.http import PrivateDestinationError
 from connectors.keenio import Keen, KeenConfig
 from schemas import Kind, Record, Shape, Version, dumps
@@ -240,7 +247,7 @@ async def test_retryable_answers_raise_with_retry_after(
 
 async def test_other_4xx_are_fatal(keen: FakeKeen, connectors: MakeKeen) -> None:
     connector = connectors(project_id="no-such-project")
-    with pytest.raises(FatalError, match="404") as caught:
+    with pytest.raises(DestinationMissing, match="404") as caught:
         await connector.send(batch_of(Kind.USAGE, records(Kind.USAGE, 1), connector.rendering))
     assert caught.value.http_status == 404
 

@@ -20,7 +20,14 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from connectors.base import Batch, DeliveryError, FatalError, RetryableError, SendResult
+from connectors.base import (
+    Batch,
+    DeliveryError,
+    DestinationMissing,
+    FatalError,
+    RetryableError,
+    SendResult,
+)
 from connectors.kinesis import MAX_CALL_BYTES, MAX_RECORD_BYTES, Kinesis, KinesisConfig
 from schemas import Kind, Record, Version, dumps
 from tests.aws import ROLE_NAME, Aws, Seen, kinesis_error, read_stream, trust_policy
@@ -313,7 +320,7 @@ async def test_a_permanent_error_of_one_record_is_fatal(aws: Aws, kinesis: MakeK
         (400, "KMSThrottlingException", RetryableError),
         (500, "InternalFailure", RetryableError),
         (503, "ServiceUnavailable", RetryableError),
-        (400, "ResourceNotFoundException", FatalError),
+        (400, "ResourceNotFoundException", DestinationMissing),
         (400, "AccessDeniedException", FatalError),
         (400, "KMSDisabledException", FatalError),
         (400, "KMSAccessDeniedException", FatalError),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Batch, FatalError, Form, RetryableError, SendResult
+from connectors.base import Batch, DestinationMissing, FatalError, Form, RetryableError, SendResult
 from connectors.s3 import S3, S3Config, object_key
 from schemas import Kind, Record, Version, csv_header, csv_row
 from tests.aws import BUCKET, Aws, Seen, s3_error
@@ -355,7 +355,7 @@ async def test_a_failed_first_file_fails_the_whole_batch(
 async def test_a_missing_bucket_is_fatal(aws: Aws, s3: MakeS3, call: str) -> None:
     connector = s3(bucket_name="no-such-bucket")
 
-    with pytest.raises(FatalError) as caught:
+    with pytest.raises(DestinationMissing) as caught:
         await invoke(connector, call)
 
     assert "NoSuchBucket" in caught.value.message

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.base import Batch, FatalError, RetryableError, SendResult
+from connectors.base import Batch, DestinationMissing, FatalError, RetryableError, SendResult
 from connectors.http import PrivateDestinationError
 from connectors.webhook import Webhook, WebhookConfig, _check_redirect
 from schemas import Version
@@ -307,6 +307,7 @@ async def test_fatal_statuses(
         await webhooks(receiver.url).send(batch())
 
     assert caught.value.http_status == status
+    assert isinstance(caught.value, DestinationMissing) == (status in (404, 410))
     assert caught.value.message == f"{status} {phrase}: no such hook"
     assert len(receiver.requests) == 1
 

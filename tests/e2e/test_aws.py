@@ -20,6 +20,7 @@ import asyncio
 import base64
 import io
 import itertools
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -221,16 +222,19 @@ async def test_only_the_failed_entries_are_sent_again_and_each_record_lands_once
 
 # --- 3. the Kinesis stream deleted under a running stream ---------------------------------------
 
-RETRY_WINDOW_SECS = 20.0
+RETRY_WINDOW_SECS = 4.0
 
 
-async def test_a_deleted_kinesis_stream_is_an_error_and_a_restart_delivers_the_backlog(
+async def test_a_deleted_kinesis_stream_fails_after_the_window_and_a_restart_delivers_the_backlog(
     aws: Aws, start_daemon: StartDaemon
 ) -> None:
+    """Seed 003, Kinesis error behaviour: after successful transmissions a stream that becomes
+    unavailable fails only after retries (the window), not at once."""
     await create_kinesis_stream(aws)
-    # A window long enough that reaching Error inside it is the error's doing, not exhaustion.
     daemon = await start_daemon(
-        **aws.account.environment(), STREAMER_RETRY_MAX_SECS=str(RETRY_WINDOW_SECS)
+        **aws.account.environment(),
+        STREAMER_RETRY_MAX_SECS=str(RETRY_WINDOW_SECS),
+        STREAMER_RETRY_CAP_SECS="0.5",
     )
     stream_id = await daemon.create_destination_stream("AwsKinesis", kinesis_credentials(aws))
     before = await ingest(daemon, fleet_records(30, 40, Kind.EVENT), Kind.EVENT)
@@ -238,6 +242,7 @@ async def test_a_deleted_kinesis_stream_is_an_error_and_a_restart_delivers_the_b
     async with aws.account.client("kinesis") as kinesis:
         await kinesis.delete_stream(StreamName=STREAM)
 
+    failing_since = time.monotonic()  # the first failed send comes after this
     failing = await ingest(daemon, fleet_records(31, 25, Kind.USAGE), Kind.USAGE)
 
     async def failed() -> dict[str, Any] | None:
@@ -245,8 +250,15 @@ async def test_a_deleted_kinesis_stream_is_an_error_and_a_restart_delivers_the_b
         return stream if stream["status"]["id"] == ERROR else None
 
     stream = await eventually(
-        failed, RETRY_WINDOW_SECS, what="Error within the retry window", interval_secs=API_POLL_SECS
+        failed, RETRY_WINDOW_SECS + 20, what="Error after the window", interval_secs=API_POLL_SECS
     )
+    assert time.monotonic() - failing_since >= RETRY_WINDOW_SECS
+    retries = [
+        line
+        for line in daemon.output
+        if '"send failed, retrying"' in line and "ResourceNotFoundException" in line
+    ]
+    assert len(retries) >= 2
     error = stream["error"]
     assert error["message"].startswith("Kinesis PutRecords: ResourceNotFoundException: ")
     assert STREAM in error["message"]
