@@ -72,6 +72,10 @@ class StreamType(_Body):
     description: str | None = None
 
 
+_MAX_URL = 2083
+"""HttpUrl's own bound on the text of a URL."""
+
+
 class RestApiCredentials(_Body):
     url: HttpUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
@@ -82,6 +86,15 @@ class RestApiCredentials(_Body):
     signing_secret: str | None = Field(
         None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _fits_once_written(cls, url: HttpUrl) -> HttpUrl:
+        """The URL as stored (percent-encoded, with its path) must read back as valid, or the
+        stream could never be changed or loaded again."""
+        if len(str(url)) > _MAX_URL:
+            raise ValueError(f"is over {_MAX_URL} characters once percent-encoded")
+        return url
 
     @field_validator("headers")
     @classmethod
