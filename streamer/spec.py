@@ -77,7 +77,11 @@ _MAX_URL = 2083
 
 
 class RestApiCredentials(_Body):
-    url: HttpUrl
+    url: HttpUrl = Field(
+        description=f"At most {_MAX_URL} characters as stored: percent-encoded, and with '/'"
+        " for a bare host (hence one less as written here)",
+        json_schema_extra={"maxLength": _MAX_URL - 1},
+    )
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: list[
         Annotated[str, Field(json_schema_extra={"pattern": r"^[^: \t\r\n]*[^:\s][^: \t\r\n]*:"})]
