@@ -72,14 +72,33 @@ class StreamType(_Body):
     description: str | None = None
 
 
+_MAX_URL = 2083
+"""HttpUrl's own bound on the text of a URL."""
+
+
 class RestApiCredentials(_Body):
-    url: HttpUrl
+    url: HttpUrl = Field(
+        description=f"At most {_MAX_URL} characters as stored: percent-encoded, and with '/'"
+        " for a bare host (hence one less as written here)",
+        json_schema_extra={"maxLength": _MAX_URL - 1},
+    )
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    headers: list[str] = Field(default_factory=list)
+    headers: list[
+        Annotated[str, Field(json_schema_extra={"pattern": r"^[^: \t\r\n]*[^:\s][^: \t\r\n]*:"})]
+    ] = Field(default_factory=list)
     size: int = Field(3000, strict=True, ge=1, le=10000)
     signing_secret: str | None = Field(
         None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _fits_once_written(cls, url: HttpUrl) -> HttpUrl:
+        """The URL as stored (percent-encoded, with its path) must read back as valid, or the
+        stream could never be changed or loaded again."""
+        if len(str(url)) > _MAX_URL:
+            raise ValueError(f"is over {_MAX_URL} characters once percent-encoded")
+        return url
 
     @field_validator("headers")
     @classmethod
@@ -152,15 +171,19 @@ class S3Credentials(_Body):
     compression: Literal["none", "gzip"] = "none"
 
 
+_KEY = Field(min_length=1, json_schema_extra={"pattern": "^[!-~]+$"})
+"""A key sent in a header: printable ASCII without spaces (the connector checks it)."""
+
+
 class KeenIOCredentials(_Body):
     project_id: str = Field(min_length=1, max_length=100)
-    write_key: str = Field(min_length=1)
+    write_key: str = _KEY
     collection_name: str = Field(min_length=1, max_length=256)
     size: int = Field(3000, strict=True, ge=1, le=10000)
 
 
 class DatadogCredentials(_Body):
-    api_key: str = Field(min_length=1)
+    api_key: str = _KEY
     region: Literal["US", "US3", "US5", "EU", "US1FED", "AP1"] = "US"
 
 
@@ -219,9 +242,38 @@ Destination = Annotated[
 FilterValue = StrictBool | StrictInt | StrictStr
 
 
+def _one_or_more(item: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+
+
+_EVENT_TYPE_ID = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    ]
+}
+_ALERT = {
+    "anyOf": [
+        {"type": "boolean"},
+        {"enum": [0, 1]},
+        {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[01])$"},
+    ]
+}
+
+
 class Filter(_Body):
     """``value``: one value or a list, numbers or strings as the platform types them (``"1"`` ≡
     ``1``, ``"true"`` ≡ ``true``); read by ``streamer.filters``, stored as sent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"field": {"const": name}, "value": _one_or_more(item)}}
+                for name, item in (("event_type_id", _EVENT_TYPE_ID), ("alert", _ALERT))
+            ]
+        },
+    )
 
     field: Literal["event_type_id", "alert"]
     value: FilterValue | Annotated[list[FilterValue], Field(min_length=1)]

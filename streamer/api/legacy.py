@@ -132,6 +132,7 @@ def v2_body(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(422, "api_type.id must be one of 1, 2, 3, 4, 6, 8")
     if kind in (5, 7):
         raise ApiError(422, f"api_type {kind} ({API_TYPES[kind]}) is not supported")
+    historic = _checked_types(body)
     username, password = body.get("api_username"), body.get("api_password")
     parameter = body.get("api_parameter")
     destination: dict[str, Any]
@@ -170,11 +171,30 @@ def v2_body(body: dict[str, Any]) -> dict[str, Any]:
         "data_stream_type": {"id": _id_of(body, "data_stream_type")},
         "destination": destination,
         "format_version": body.get("format_version", "migrated"),
-        "stream_historic_data": bool(body.get("stream_historic_data", 0)),
+        "stream_historic_data": historic == 1,
     }
     if "organisation" in body:
         v2["organisation"] = body["organisation"]
     return v2
+
+
+def _checked_types(body: dict[str, Any]) -> int:
+    """Refuse credentials that are not strings; ``stream_historic_data``, 0 or 1, returned."""
+    for field in ("api_username", "api_password", "api_parameter"):
+        if not isinstance(body.get(field, ""), str):
+            raise ApiError(422, f"{field} must be a string", errors=[_field(field, "not a string")])
+    historic = body.get("stream_historic_data", 0)
+    if type(historic) is not int or historic not in (0, 1):
+        raise ApiError(
+            422,
+            "stream_historic_data must be 0 or 1",
+            errors=[_field("stream_historic_data", "not 0 or 1")],
+        )
+    return historic
+
+
+def _field(name: str, message: str) -> dict[str, str]:
+    return {"field": name, "message": message}
 
 
 def _id_of(body: dict[str, Any], key: str) -> int | None:
@@ -199,6 +219,12 @@ async def create_stream(request: web.Request) -> web.Response:
     principal = require(request, *WRITE)
     body = await json_body(request)
     callback = body.get("api_callback")
+    if isinstance(callback, dict) and "id" in callback and type(callback["id"]) is not int:
+        raise ApiError(
+            422,
+            "api_callback.id must be an integer",
+            errors=[_field("api_callback.id", "not an id")],
+        )
     if isinstance(callback, dict) and "id" in callback and "url" not in callback:
         body["api_callback"] = {"url": find_callback(request, principal, callback["id"], 422).url}
     spec = validate_spec(v2_body(body))

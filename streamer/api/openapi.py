@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from schemas import Kind, Version, json_schema
 from streamer.api.legacy import API_TYPES
 from streamer.api.streams import LOOKUPS
 from streamer.spec import STREAM_TYPES, StreamSpec
@@ -34,6 +35,20 @@ _REF = "#/components/schemas/{model}"
 _ID_STATUS = {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}
 _ORGANISATION = {"$ref": _REF.format(model="Ref")}
 """The model every body's ``organisation`` is validated with (a positive 64-bit id)."""
+_NAMED: Schema = {
+    "required": ["organisation"],
+    "properties": {
+        "organisation": {
+            **_ORGANISATION,
+            "description": "The organisation the new object belongs to. A platform token must"
+            " name it; an organisation's token may leave it out (its own is used).",
+        }
+    },
+}
+"""What a create body adds to its model: the organisation, which the server needs from a
+platform token (the one this document's clients are assumed to hold)."""
+_URL = {"$ref": _REF.format(model="RestApiCredentials") + "/properties/url"}
+"""A callback URL, validated by the Webhook destination's model."""
 
 
 def _ids(allowed: Any) -> Schema:
@@ -86,23 +101,83 @@ _V1_ITEM: Schema = {
         "last_event_id": {"type": ["integer", "null"]},
     },
 }
-_V1_CREATE: Schema = {
-    "type": "object",
-    "required": ["data_stream_type", "api_type"],
-    "properties": {
-        "stream_historic_data": {"enum": [0, 1]},
-        "data_stream_type": _ids(STREAM_TYPES),
-        "api_type": _ids(k for k in API_TYPES if k not in (5, 7)),  # 5, 7: not supported
-        "api_callback": {
-            "type": "object",
-            "properties": {"url": {"type": "string"}, "id": {"type": "integer"}},
+
+
+def _v1_create(defs: Schema) -> Schema:
+    """A legacy create body. What ``api_username``, ``api_password`` and ``api_parameter`` hold
+    depends on ``api_type`` (API.md §4); each is validated by the v2 model it becomes."""
+
+    def field(model: str, name: str) -> Schema:
+        return {"$ref": _REF.format(model=model) + f"/properties/{name}"}
+
+    def variant(types: tuple[int, ...], required: tuple[str, ...], **fields: Schema) -> Schema:
+        return {
+            "required": list(required),
+            "properties": {"api_type": _ids(types), **fields},
+        }
+
+    def target(model: str, name: str) -> Schema:
+        """``<region>/<stream or bucket name>``, from the model's own patterns."""
+        credentials = defs[model]["properties"]
+        region = credentials["region"]["pattern"].strip("^$")
+        return {"type": "string", "pattern": f"^{region}/{credentials[name]['pattern'][1:]}"}
+
+    datadog_regions = defs["DatadogCredentials"]["properties"]["region"]["enum"]
+    return {
+        "type": "object",
+        "required": ["data_stream_type", "api_type", "organisation"],
+        "properties": {
+            "stream_historic_data": {"enum": [0, 1]},
+            "data_stream_type": _ids(STREAM_TYPES),
+            "api_type": _ids(k for k in API_TYPES if k not in (5, 7)),  # 5, 7: not supported
+            "api_callback": {
+                "anyOf": [
+                    _URL,
+                    {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {"url": _URL, "id": {"type": "integer"}},
+                    },
+                ]
+            },
+            "api_username": {"type": "string"},
+            "api_password": {"type": "string"},
+            "api_parameter": {"type": "string"},
+            "organisation": _NAMED["properties"]["organisation"],
         },
-        "api_username": {"type": "string"},
-        "api_password": {"type": "string"},
-        "api_parameter": {"type": "string"},
-        "organisation": _ORGANISATION,
-    },
-}
+        "anyOf": [
+            variant((1, 6), ("api_callback",)),
+            variant(
+                (2,),
+                ("api_username", "api_password"),
+                api_username=field("KeenIOCredentials", "project_id"),
+                api_password=field("KeenIOCredentials", "write_key"),
+                api_parameter={
+                    "anyOf": [{"const": ""}, field("KeenIOCredentials", "collection_name")]
+                },
+            ),
+            variant(
+                (3,),
+                ("api_username",),
+                api_username=field("DatadogCredentials", "api_key"),
+                api_parameter={"enum": ["", *datadog_regions]},
+            ),
+            variant(
+                (4,),
+                ("api_username", "api_parameter"),
+                api_username=field("AwsKinesisCredentials", "role_arn"),
+                api_parameter=target("AwsKinesisCredentials", "stream_name"),
+            ),
+            variant(
+                (8,),
+                ("api_username", "api_parameter"),
+                api_username=field("S3Credentials", "role_arn"),
+                api_parameter=target("S3Credentials", "bucket_name"),
+            ),
+        ],
+    }
+
+
 _CALLBACK: Schema = {
     "type": "object",
     "required": ["id", "url"],
@@ -110,13 +185,14 @@ _CALLBACK: Schema = {
 }
 _CALLBACK_CREATE: Schema = {
     "type": "object",
-    "required": ["url"],
-    "properties": {"url": {"type": "string"}, "organisation": _ORGANISATION},
+    "required": ["url", "organisation"],
+    "properties": {"url": _URL, "organisation": _NAMED["properties"]["organisation"]},
 }
 _AUTHENTICATE: Schema = {
     "type": "object",
+    "required": ["application_token"],
     "properties": {
-        "application_token": {"type": "string"},
+        "application_token": {"type": "string", "minLength": 1},
         "username": {"type": "string"},
         "password": {"type": "string"},
     },
@@ -141,6 +217,59 @@ _TOKEN: Schema = {
         "created_at": {"type": "string"},
     },
 }
+
+
+def _record_name(kind: Kind, version: Version) -> str:
+    return f"{kind.capitalize()}{version.capitalize()}"
+
+
+def _rewritten(node: Any, prefix: str) -> Any:
+    """``node`` with every ``#/$defs/<name>`` reference pointing at ``<prefix><name>``."""
+    if isinstance(node, dict):
+        return {
+            key: (
+                _REF.format(model=prefix + value.removeprefix("#/$defs/"))
+                if key == "$ref" and isinstance(value, str)
+                else _rewritten(value, prefix)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewritten(item, prefix) for item in node]
+    return node
+
+
+def _record_schemas() -> Schema:
+    """The record JSON Schemas (``schemas/json/``) as components: one per kind and version
+    (``EventOld`` …), their ``$defs`` beside them as ``EventOld.id`` …, and ``Event`` and
+    ``Usage``, a record of any version."""
+    components: Schema = {}
+    for kind in Kind:
+        for version in Version:
+            name = _record_name(kind, version)
+            record = dict(json_schema(kind, version))
+            for key in ("$schema", "$id"):
+                record.pop(key)
+            for local, schema in record.pop("$defs").items():
+                components[f"{name}.{local}"] = _rewritten(schema, f"{name}.")
+            components[name] = _rewritten(record, f"{name}.")
+        components[kind.capitalize()] = {
+            "description": f"{kind.article.capitalize()} record in any format version.",
+            "anyOf": [{"$ref": _REF.format(model=_record_name(kind, v))} for v in Version],
+        }
+    return components
+
+
+def _ingest_body(kind: Kind) -> Schema:
+    """One record, or an array of them, as JSON; or NDJSON, one record a line."""
+    record = {"$ref": _REF.format(model=kind.capitalize())}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"anyOf": [record, {"type": "array", "items": record}]}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
 
 
 def _patch(spec_schema: Schema) -> Schema:
@@ -179,6 +308,13 @@ def _located(operation: Schema, api: str) -> Schema:
     return operation
 
 
+_INTEGER: Schema = {"type": "integer"}
+_PATH_IDS: dict[str, Schema] = {
+    "event_type_id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+}
+"""Path ids the server bounds (an unknown id of any integer is a 404, not described here)."""
+
+
 def _op(
     summary: str,
     answers: dict[int, Schema | None],
@@ -206,7 +342,7 @@ def _op(
         operation["requestBody"] = {"required": True, **_json(body)}
     if params:
         operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+            {"name": name, "in": "path", "required": True, "schema": _PATH_IDS.get(name, _INTEGER)}
             for name in params
         ]
     if not auth:
@@ -226,26 +362,22 @@ def document() -> Schema:
         "properties": {"accepted": {"type": "integer"}},
     }
     ingest_errors = (400, 413, 415, 503)
-    ingest_body = {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": ["object", "array"]}},
-            "application/x-ndjson": {"schema": {"type": "string"}},
-        },
-    }
     ingest = {
-        "post": {
-            **_op("Store records; 202 once durable", {202: records}, fails=ingest_errors),
-            "requestBody": ingest_body,
-            "parameters": [
-                {
-                    "name": "format",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"enum": ["auto", "new", "migrated", "old"]},
-                }
-            ],
+        kind: {
+            "post": {
+                **_op("Store records; 202 once durable", {202: records}, fails=ingest_errors),
+                "requestBody": _ingest_body(kind),
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["auto", "new", "migrated", "old"]},
+                    }
+                ],
+            }
         }
+        for kind in Kind
     }
     lookup: Schema = {"type": "array", "items": {"type": "object"}}
     paths: Schema = {
@@ -255,15 +387,15 @@ def document() -> Schema:
         },
         "/metrics": {"get": _op("Prometheus metrics", {200: None}, auth=False)},
         "/api/openapi.json": {"get": _op("This document", {200: {"type": "object"}}, auth=False)},
-        "/api/v1/ingest/events": ingest,
-        "/api/v1/ingest/usage": ingest,
+        "/api/v1/ingest/events": ingest[Kind.EVENT],
+        "/api/v1/ingest/usage": ingest[Kind.USAGE],
         "/api/v2/data_stream": {
             "get": _op("List streams", {200: {"type": "array", "items": stream}}),
             "post": _located(
                 _op(
                     "Create a stream",
                     {201: None},
-                    body={"$ref": "#/components/schemas/StreamSpec"},
+                    body={"allOf": [{"$ref": "#/components/schemas/StreamSpec"}, _NAMED]},
                     fails=(400, 422),
                 ),
                 "v2",
@@ -306,7 +438,7 @@ def document() -> Schema:
         "/api/v1/data_stream": {
             "get": _op("List (legacy)", {200: {"type": "array", "items": _V1_ITEM}}),
             "post": _located(
-                _op("Create (legacy)", {201: None}, body=_V1_CREATE, fails=(400, 422)), "v1"
+                _op("Create (legacy)", {201: None}, body=_v1_create(defs), fails=(400, 422)), "v1"
             ),
         },
         "/api/v1/data_stream/{id}": {
@@ -372,6 +504,7 @@ def document() -> Schema:
                 "Stream": _STREAM,
                 "StreamSpec": spec_schema,
                 **defs,
+                **_record_schemas(),
             },
         },
     }

@@ -261,14 +261,18 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+_ONE = "/api/v2/data_stream/{id:-?[0-9]+}"
+"""A stream by its id: digits only, so that a lookup path (``…/status``) asked with another
+method than GET is a known path answering 405 with ``Allow``, not a stream that is not found."""
+
 routes = [
     web.get("/api/v2/data_stream", list_streams),
     web.post("/api/v2/data_stream", create_stream),
     *(web.get(f"/api/v2/data_stream/{table}", lookup) for table in LOOKUPS),
-    web.get("/api/v2/data_stream/{id}", get_stream),
-    web.patch("/api/v2/data_stream/{id}", patch_stream),
-    web.post("/api/v2/data_stream/{id}/restart", restart_stream),
-    web.delete("/api/v2/data_stream/{id}", delete_stream),
-    web.get("/api/v2/data_stream/{id}/dead_letter", dead_letters),
-    web.post("/api/v2/data_stream/{id}/dead_letter/replay", replay_dead_letters),
+    web.get(_ONE, get_stream),
+    web.patch(_ONE, patch_stream),
+    web.post(_ONE + "/restart", restart_stream),
+    web.delete(_ONE, delete_stream),
+    web.get(_ONE + "/dead_letter", dead_letters),
+    web.post(_ONE + "/dead_letter/replay", replay_dead_letters),
 ]

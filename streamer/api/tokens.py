@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from streamer.api.auth import require
 from streamer.api.errors import ApiError
@@ -16,6 +17,7 @@ from streamer.api.services import SERVICES
 from streamer.api.streams import json_body
 from streamer.auth import ROLES
 from streamer.log.base import TokenRow
+from streamer.spec import Ref
 
 __all__ = ["routes"]
 
@@ -37,10 +39,12 @@ async def create_token(request: web.Request) -> web.Response:
     if role not in ROLES:
         raise ApiError(422, f"role must be one of {', '.join(ROLES)}")
     named = body.get("organisation")
-    ident = named.get("id") if isinstance(named, dict) else None
-    if named is not None and (type(ident) is not int or not 1 <= ident < 2**63):
-        raise ApiError(422, "organisation must be {'id': <positive 64-bit integer>} or omitted")
-    organisation = named["id"] if named is not None else principal.organisation
+    try:
+        organisation = principal.organisation if named is None else Ref.model_validate(named).id
+    except ValidationError:
+        raise ApiError(
+            422, "organisation must be {'id': <positive 64-bit integer>} or omitted"
+        ) from None
     if principal.organisation is not None and organisation != principal.organisation:
         raise ApiError(403, "an organisation's admin makes tokens for its own organisation only")
     name = body.get("name", "")

@@ -1,7 +1,11 @@
 """Schemathesis against the live application: every operation of ``/api/openapi.json``, with
-generated valid and invalid inputs, must never answer 5xx and must answer only what the
-document says (status, content type, body schema, documented headers such as
-``Location``).
+generated valid and invalid inputs, under all of schemathesis' checks: never 5xx, only what
+the document says (status, content type, body schema, documented headers such as
+``Location``), schema-valid input accepted, schema-violating input refused, 405 with ``Allow``
+for the methods a path does not serve.
+
+Where JSON Schema cannot say what the server checks, one check is left out for the cases it
+cannot judge, and ``EXCUSED`` says why.
 
 The app runs on its own event loop in a thread (schemathesis calls it synchronously through
 ``requests``), on a real loopback socket, authenticated with the bootstrap (platform admin)
@@ -23,13 +27,7 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from streamer.app import create_app
 from streamer.config import Settings
@@ -37,13 +35,28 @@ from tests.api.conftest import settings
 from tests.api.harness import ADMIN
 
 MAX_EXAMPLES = int(os.environ.get("API_SCHEMATHESIS_EXAMPLES", "25"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
+EXCUSED = {
+    "integral float": (
+        positive_data_acceptance,
+        "JSON Schema counts 7.0 as the integer 7; the server refuses 7.0 as an id or a count on"
+        " purpose (a fraction is not an id), so such a body is not schema-valid to it",
+    ),
+    "ingest format": (
+        positive_data_acceptance,
+        "the query's format=new|migrated|old asks the records to be of that version, and"
+        " OpenAPI cannot make a body's schema depend on a query value",
+    ),
+    "ingest reads leniently": (
+        negative_data_rejection,
+        "the document describes records as the versions write them (schemas/json, the full"
+        " shape); ingest reads more on purpose (FORMATS.md §2.2: alert as 0/1 or a boolean in"
+        " any version, event_source name or description, timestamps with offsets or fractions,"
+        " digit ids as numbers, null root entities left out), so a record outside the"
+        " document may rightly be stored",
+    ),
+}
+"""The check left out of the cases it cannot judge, and why; every other check runs on them,
+and all checks on every other case."""
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
@@ -100,10 +113,10 @@ def bootstrap_id(live: ThreadedService) -> int:
 def sent() -> Iterator[Counter[str]]:
     counts: Counter[str] = Counter()
     yield counts
-    known = {k: v for k, v in counts.items() if k.startswith("known bug")}
-    operations = len(counts) - len(known)
-    print(f"\nschemathesis: {sum(counts.values()) - sum(known.values())} cases sent over")
-    print(f"{operations} operations; not sent (known bugs): {known}")
+    excused = {k: v for k, v in counts.items() if k.startswith("excused")}
+    operations = len(counts) - len(excused)
+    print(f"\nschemathesis: {sum(counts.values()) - sum(excused.values())} cases sent over")
+    print(f"{operations} operations; a check left out (EXCUSED): {excused}")
 
 
 @pytest.fixture(scope="module")
@@ -131,4 +144,28 @@ def test_api_conforms_to_its_document(
     ):
         case.path_parameters = {**case.path_parameters, "id": 0}
     sent[case.operation.label] += 1
-    case.call_and_validate(headers=AUTH, checks=CHECKS)
+    excused = _excused(case)
+    for reason in excused:
+        sent[f"excused: {reason}"] += 1
+    case.call_and_validate(headers=AUTH, excluded_checks=[EXCUSED[r][0] for r in excused])
+
+
+def _excused(case: schemathesis.Case[Any]) -> list[str]:
+    reasons = []
+    if _has_integral_float(case.body):
+        reasons.append("integral float")
+    if "/ingest/" in case.operation.path:
+        reasons.append("ingest reads leniently")
+        if (case.query or {}).get("format", "auto") != "auto":
+            reasons.append("ingest format")
+    return reasons
+
+
+def _has_integral_float(value: object) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_has_integral_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_integral_float(v) for v in value)
+    return False

@@ -64,3 +64,58 @@ def test_the_openapi_document_states_what_the_models_check() -> None:
     v1 = doc["paths"]["/api/v1/data_stream"]["post"]["requestBody"]
     v1_schema = v1["content"]["application/json"]["schema"]
     assert v1_schema["properties"]["api_type"]["properties"]["id"]["enum"] == [1, 2, 3, 4, 6, 8]
+
+
+async def test_a_token_organisation_takes_no_other_key(service: Service) -> None:
+    body = {"role": "observer", "organisation": {"id": 1, "extra": 42}}
+    answer = await service.call("POST", "/api/v1/application_token", json=body)
+    assert answer.is_error(422, "unprocessable_entity"), answer.text
+
+
+LEGACY_KEEN = {
+    "data_stream_type": {"id": 2},
+    "api_type": {"id": 2},
+    "api_username": "project",
+    "api_password": "key",
+    "organisation": {"id": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("api_parameter", {}),
+        ("api_username", 7),
+        ("api_password", ["key"]),
+        ("stream_historic_data", True),
+        ("stream_historic_data", "1"),
+        ("stream_historic_data", 2),
+    ],
+    ids=repr,
+)
+async def test_legacy_fields_take_their_own_types(service: Service, field: str, value: Any) -> None:
+    answer = await service.call("POST", "/api/v1/data_stream", json={**LEGACY_KEEN, field: value})
+    assert answer.is_error(422, "unprocessable_entity"), answer.text
+    assert [e["field"] for e in answer.body["errors"]] == [field]
+    assert (await service.call("GET", "/api/v1/data_stream")).body == []
+
+
+async def test_a_legacy_callback_id_must_be_an_integer(service: Service) -> None:
+    body = {
+        "data_stream_type": {"id": 2},
+        "api_type": {"id": 1},
+        "api_callback": {"url": "https://example.com/hook", "id": {}},
+        "organisation": {"id": 1},
+    }
+    answer = await service.call("POST", "/api/v1/data_stream", json=body)
+    assert answer.is_error(422, "unprocessable_entity"), answer.text
+    assert [e["field"] for e in answer.body["errors"]] == ["api_callback.id"]
+
+
+async def test_a_url_too_long_once_encoded_is_refused_not_stored(service: Service) -> None:
+    """2,000 characters as sent, 6,000 percent-encoded: a stored stream must read back."""
+    body = webhook("https://example.com/" + "é" * 990)
+    answer = await service.call("POST", "/api/v2/data_stream", json=body)
+    assert answer.is_error(422, "unprocessable_entity"), answer.text
+    assert [e["field"] for e in answer.body["errors"]] == ["destination.credentials.url"]
+    assert (await service.call("GET", "/api/v2/data_stream")).body == []
