@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,20 +26,6 @@ from tests.fanout.doubles import FakeConnector, Harness, wait_for
 
 RUNNING, ERROR = StreamStatus.RUNNING, StreamStatus.ERROR
 SHORT = RetryPolicy(window_secs=0.4, base_secs=0.01, cap_secs=0.05)
-
-
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
-    log = await SqliteLog.open(tmp_path)
-    yield log
-    await log.aclose()
-
-
-@pytest.fixture
-async def h(log: SqliteLog) -> AsyncIterator[Harness]:
-    harness = Harness(log)
-    yield harness
-    await asyncio.wait_for(harness.fanout.stop(1.0), 10)
 
 
 # -- poison records --------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,35 +31,6 @@ RUNNING, PAUSED, ERROR, PENDING = (
     StreamStatus.ERROR,
     StreamStatus.PENDING,
 )
-
-
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
-    log = await SqliteLog.open(tmp_path)
-    yield log
-    await log.aclose()
-
-
-@pytest.fixture
-async def h(log: SqliteLog) -> AsyncIterator[Harness]:
-    harness = Harness(log)
-    yield harness
-    try:
-        await asyncio.wait_for(harness.fanout.stop(1.0), 10)
-    finally:
-        await _cancel_leftover_workers()
-
-
-async def _cancel_leftover_workers() -> None:
-    """Workers the engine lost track of (a bug) must not outlive their test."""
-    leftovers = [
-        task
-        for task in asyncio.all_tasks()
-        if task.get_name().startswith("stream-") and not task.done()
-    ]
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 def of(organisation: int) -> Callable[[Stored], bool]:

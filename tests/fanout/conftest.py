@@ -1,0 +1,42 @@
+"""Fixtures of the fan-out tests: a real SQLite log in a temporary directory, and the engine
+over it (``tests/fanout/doubles.py``), stopped at the end of each test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from streamer.log.sqlite import SqliteLog
+from tests.fanout.doubles import Harness
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
+    log = await SqliteLog.open(tmp_path)
+    yield log
+    await log.aclose()
+
+
+@pytest.fixture
+async def h(log: SqliteLog) -> AsyncIterator[Harness]:
+    harness = Harness(log)
+    yield harness
+    try:
+        await asyncio.wait_for(harness.fanout.stop(1.0), 10)
+    finally:
+        await _cancel_leftover_workers()
+
+
+async def _cancel_leftover_workers() -> None:
+    """Workers the engine lost track of (a bug) must not outlive their test."""
+    leftovers = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith("stream-") and not task.done()
+    ]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
