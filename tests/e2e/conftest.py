@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.aws import Account, Aws, AwsProxy, Moto
+from tests.connectors.fakes import FakeDatadog, FakeKeen
 from tests.e2e.harness import Daemon, NewReceiver, Receiver, StartDaemon
 
 
@@ -53,6 +54,21 @@ async def start_daemon(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[St
 @pytest.fixture
 async def daemon(start_daemon: StartDaemon) -> Daemon:
     return await start_daemon()
+
+
+@pytest.fixture
+async def datadog(start_daemon: StartDaemon) -> AsyncIterator[FakeDatadog]:
+    """A fake Datadog API on loopback. After ``start_daemon`` in setup, so closed before the
+    daemons stop (as ``new_receiver``)."""
+    async with FakeDatadog() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def keen(start_daemon: StartDaemon) -> AsyncIterator[FakeKeen]:
+    """A fake KeenIO API on loopback, closed before the daemons stop."""
+    async with FakeKeen() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -57,19 +56,6 @@ DEAD_LETTERED = "streamer_records_dead_lettered_total"
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def datadog(start_daemon: StartDaemon) -> AsyncIterator[FakeDatadog]:
-    # After ``start_daemon`` in setup, so closed before the daemons stop (as ``new_receiver``).
-    async with FakeDatadog() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def keen(start_daemon: StartDaemon) -> AsyncIterator[FakeKeen]:
-    async with FakeKeen() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +42,6 @@ from tests.e2e.harness import (
 RUNNING, PAUSED, ERROR, PENDING = 1, 2, 3, 4
 EVENTS = 2
 COLLECTION = "sim_events"
-
-
-@pytest.fixture
-async def datadog(start_daemon: StartDaemon) -> AsyncIterator[FakeDatadog]:
-    async with FakeDatadog() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def keen(start_daemon: StartDaemon) -> AsyncIterator[FakeKeen]:
-    async with FakeKeen() as fake:
-        yield fake
 
 
 async def letters_of(daemon: Daemon, stream_id: int, count: int) -> list[dict[str, Any]]:
