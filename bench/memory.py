@@ -14,16 +14,14 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import os
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-import orjson
 
+from bench.service import start_service
 from schemas import Kind, Version, dumps
 from streamer.simulate import Fleet
 
@@ -63,29 +61,8 @@ async def main() -> None:
     body, records = body_of(args.mib)
     token = "bench_" + secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "PYTHONPATH": args.source,
-            "STREAMER_DATA_DIR": str(Path(tmp) / "data"),
-            "STREAMER_LISTEN": "127.0.0.1:0",
-            "STREAMER_BOOTSTRAP_TOKEN": token,
-            "STREAMER_LOG_FORMAT": "json",
-            "STREAMER_SYNC": "normal",
-        }
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "streamer",
-            "run",
-            env=env,
-            cwd=tmp,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        daemon, url = await start_service(args.source, tmp, token)
         assert daemon.stderr is not None
-        url = ""
-        while not url:
-            event = orjson.loads(await daemon.stderr.readline())
-            url = event.get("url", "") if event.get("event") == "listening" else ""
         drain = asyncio.create_task(daemon.stderr.read())
         statuses: collections.Counter[int] = collections.Counter()
         worker_peaks: dict[int, int] = {}

@@ -15,45 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import resource
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-import orjson
 
+from bench.service import start_service
 from schemas import Kind, Version, dumps
 from streamer.simulate import Fleet
-
-
-async def _start(
-    env: dict[str, str], tmp: str, nofile: int
-) -> tuple[asyncio.subprocess.Process, str]:
-    """The service under the given open-file limit, and its URL once it listens."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-    try:
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "streamer",
-            "run",
-            env=env,
-            cwd=tmp,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert daemon.stderr is not None
-    url = ""
-    while not url:
-        event = orjson.loads(await daemon.stderr.readline())
-        url = event.get("url", "") if event.get("event") == "listening" else ""
-    return daemon, url
 
 
 async def _probe(
@@ -79,20 +50,10 @@ async def main() -> None:
     parser.add_argument("--wait", type=float, default=90.0)
     parser.add_argument("--source", default=str(Path(__file__).resolve().parents[1]))
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     token = "bench_" + secrets.token_urlsafe(24)
     body = dumps(Fleet(seed=5).event(), Kind.EVENT, Version.NEW)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "PYTHONPATH": args.source,
-            "STREAMER_DATA_DIR": str(Path(tmp) / "data"),
-            "STREAMER_LISTEN": "127.0.0.1:0",
-            "STREAMER_BOOTSTRAP_TOKEN": token,
-            "STREAMER_LOG_FORMAT": "json",
-            "STREAMER_SYNC": "normal",
-        }
-        daemon, url = await _start(env, tmp, min(args.nofile, hard))
+        daemon, url = await start_service(args.source, tmp, token, nofile=args.nofile)
         log_lines = 0
 
         async def count_lines() -> None:
