@@ -5,6 +5,7 @@ capped, and the open-file limit is raised at start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,7 +159,15 @@ async def test_ingest_bytes_in_flight_beyond_the_cap_get_503_with_retry_after(
         assert "in flight" in response.json()["message"]
         return True
 
-    await eventually(refused)
+    try:
+        await eventually(refused)
+    except AssertionError:
+        early = b""
+        with contextlib.suppress(TimeoutError):
+            early = await asyncio.wait_for(reader.read(4096), 1)
+        raise AssertionError(
+            f"the held request got {early!r}; daemon:\n" + "\n".join(daemon.output[-30:])
+        ) from None
     writer.write(GOOD[10:])
     await writer.drain()
     answer = await reader.readuntil(b"\r\n")
