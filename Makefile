@@ -28,14 +28,8 @@ types: $(INSTALLED)
 imports: $(INSTALLED)
 	$(VENV)/bin/lint-imports
 
-# Run first, in a pytest process of its own: in the whole suite it has failed 2 times in 3
-# (the held request does not seem to hold its ingest budget), alone never. Kept as a check
-# while that interaction is found; see RELIABILITY.md §5.
-ALONE := tests/e2e/test_server_limits.py::test_ingest_bytes_in_flight_beyond_the_cap_get_503_with_retry_after
-
 test: $(INSTALLED)
-	$(PY) -m pytest $(ALONE)
-	$(PY) -m pytest --deselect $(ALONE)
+	$(PY) -m pytest
 
 bench: $(INSTALLED)
 	$(PY) -m bench.formats
