@@ -14,7 +14,7 @@ from aiohttp import web
 
 from schemas import Kind, Version, json_schema
 from streamer.api.legacy import API_TYPES
-from streamer.api.streams import LOOKUPS
+from streamer.api.streams import LOOKUPS, PATCHABLE_SPEC
 from streamer.spec import STREAM_TYPES, StreamSpec
 
 __all__ = ["document", "routes"]
@@ -274,19 +274,11 @@ def _ingest_body(kind: Kind) -> Schema:
 
 def _patch(spec_schema: Schema) -> Schema:
     """A PATCH body: any of the changeable fields of ``StreamSpec``, validated by its model."""
-    changeable = (
-        "name",
-        "data_stream_type",
-        "destination",
-        "filters",
-        "format_version",
-        "relation_resolution",
-    )
     return {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            **{name: spec_schema["properties"][name] for name in changeable},
+            **{name: spec_schema["properties"][name] for name in PATCHABLE_SPEC},
             "status": _ids([1, 2]),
         },
     }

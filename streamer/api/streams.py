@@ -18,6 +18,7 @@ from streamer.log.base import Stream, StreamStatus
 from streamer.spec import CONNECTION_TYPES, STREAM_TYPES, StreamSpec, masked
 
 __all__ = [
+    "PATCHABLE_SPEC",
     "READ",
     "WRITE",
     "create",
@@ -36,17 +37,16 @@ STATUSES = {
     StreamStatus.PENDING: "Pending",
 }
 LOOKUPS = ("status", "type", "connection_type", "filter_field_type")
-_PATCHABLE = frozenset(
-    {
-        "name",
-        "data_stream_type",
-        "destination",
-        "filters",
-        "format_version",
-        "relation_resolution",
-        "status",
-    }
+PATCHABLE_SPEC = (
+    "name",
+    "data_stream_type",
+    "destination",
+    "filters",
+    "format_version",
+    "relation_resolution",
 )
+"""The definition's fields a PATCH may change (besides ``status``, pause or resume)."""
+_PATCHABLE = frozenset({*PATCHABLE_SPEC, "status"})
 _UNION_TAGS = frozenset({"one", "or", "bool", "int", "str"})
 READ = ("observer", "user", "admin")
 WRITE = ("user", "admin")
