@@ -1,8 +1,8 @@
 """JSON input: one object, an array of objects, or NDJSON, read exactly and within bounds.
 
-Integers beyond 64 bits (a 20-digit ICCID written as a number) stay exact: orjson would turn
-them into floats, so a document that holds such a literal is read again by the standard
-library's parser, which is slower but keeps every digit.
+msgspec reads the JSON, in C, and keeps integers of any length exact (a 20-digit ICCID written
+as a number stays that number). When it refuses a document, orjson is asked why, so that a
+refusal names the place and reads the same whatever the reason.
 
 Bounds (README, "Input limits"): a record nests at most ``MAX_DEPTH`` levels of objects and
 arrays, an integer literal has at most ``MAX_INTEGER_DIGITS`` digits, a number is finite, and
@@ -13,10 +13,10 @@ back by every renderer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import msgspec
 import orjson
 
 from schemas.errors import MalformedRecord, RecordError
@@ -30,11 +30,13 @@ MAX_DEPTH = 64
 MAX_INTEGER_DIGITS = 100
 """The most digits an integer literal may have (a 20-digit ICCID has 20)."""
 
+_DECODER = msgspec.json.Decoder()
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _MASK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x7B if b in b"{[" else 0x20 for b in range(256))
 """Digits → ``0``, ``{`` and ``[`` → ``{``, anything else → a space: one pass over the input
-tells both the nesting bound and where long integer literals may be."""
-_RUN = b"0" * 19
-_BEFORE_NUMBER = frozenset(b":[,- \t\r\n")
+tells both where the nesting bound and where the digits bound may be crossed."""
+_LONG_RUN = b"0" * (MAX_INTEGER_DIGITS + 1)
+_LIMIT = 10**MAX_INTEGER_DIGITS
 _CONTAINERS = (dict, list)
 
 
@@ -49,13 +51,15 @@ def loads(data: bytes) -> Any:
     """Parse one JSON document within the bounds, keeping every integer exact; raise
     ``MalformedRecord``."""
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _refused(exc) from None
+        value = _DECODER.decode(data)
+    except _UNREADABLE as exc:
+        raise _refused(data, exc) from None
     mask = data.translate(_MASK)
     if mask.count(b"{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):  # the count bounds it
         raise _TooDeep
-    return _exact(data) if _may_hold_long_integer(data, mask) else value
+    if mask.find(_LONG_RUN) != -1:  # digits in strings count too: that only costs a walk
+        _check_digits(value)
+    return value
 
 
 def iter_json(lines: Iterable[bytes]) -> Iterator[Any | RecordError]:
@@ -111,47 +115,45 @@ def parse_json(
 
 def _array(data: bytes) -> Iterator[Any | RecordError]:
     """The elements of an array. An element nested too deep ends the array with its error:
-    the elements before it are not returned either, since the exact parser cannot read it."""
+    the elements before it are not returned either."""
     try:
         try:
-            values = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise _refused(exc) from None
+            values = _DECODER.decode(data)
+        except _UNREADABLE as exc:
+            raise _refused(data, exc) from None
         mask = data.translate(_MASK)
         if mask.count(b"{") > MAX_DEPTH + 1:
             for index, value in enumerate(values):
                 if _depth_over(value, MAX_DEPTH):
                     yield _TooDeep(index)
                     return
-        if _may_hold_long_integer(data, mask):
-            values = _exact(data)
+        if mask.find(_LONG_RUN) != -1:
+            _check_digits(values)
     except MalformedRecord as exc:
         yield exc.at(0)
         return
     yield from values
 
 
-def _refused(exc: orjson.JSONDecodeError) -> MalformedRecord:
-    """What orjson's refusal means: invalid JSON or UTF-8, a lone surrogate, NaN or infinity,
-    a number beyond a double, or nesting beyond 1,024 levels."""
-    text = str(exc)
+def _refused(data: bytes, exc: BaseException) -> MalformedRecord:
+    """Why ``data`` cannot be read: invalid JSON or UTF-8, a lone surrogate, NaN or infinity,
+    a number beyond a double, or nesting beyond what a reader follows."""
+    if isinstance(exc, RecursionError):
+        return _TooDeep()
+    reason: BaseException = exc
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as refusal:
+        reason = refusal
+    text = str(reason)
     if text.startswith("depth limit exceeded"):
         return _TooDeep()
-    if text.startswith("number is infinity"):
+    if text.startswith(("number is infinity", "Number out of range", "Integer value out of")):
         return MalformedRecord(
             f"holds a number that is out of range (integers have at most"
-            f" {MAX_INTEGER_DIGITS} digits, numbers are finite): {exc}"
+            f" {MAX_INTEGER_DIGITS} digits, numbers are finite): {reason}"
         )
-    return MalformedRecord(f"is not valid JSON: {exc}")
-
-
-def _exact(data: bytes) -> Any:
-    """The standard library's reading, integers exact; only for data orjson has read within
-    ``MAX_DEPTH`` (the standard parser recurses)."""
-    try:
-        return json.loads(data, parse_int=_bounded_int)
-    except json.JSONDecodeError as exc:
-        raise MalformedRecord(f"is not valid JSON: {exc}") from None
+    return MalformedRecord(f"is not valid JSON: {reason}")
 
 
 def _depth_over(value: Any, limit: int) -> bool:
@@ -166,31 +168,18 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
-def _may_hold_long_integer(data: bytes, mask: bytes) -> bool:
-    """Whether ``data`` (``mask`` is its ``_MASK`` translation) may hold an integer literal
-    orjson cannot keep exact (19+ digits).
-
-    Runs of 19+ digits inside strings (ICCIDs written as strings) are told apart by the byte
-    before the run; a run that may be either counts as a literal, which only costs speed.
-    """
-    start = mask.find(_RUN)
-    while start != -1:
-        while start and mask[start - 1] == 0x30:
-            start -= 1
-        if start == 0 or data[start - 1] in _BEFORE_NUMBER:
-            return True
-        # the next space ends this run; a bracket before it is inside the same string (a run of
-        # digits cannot be followed by one outside a string), so nothing skipped is a literal
-        end = mask.find(b" ", start)
-        if end == -1:
-            return False
-        start = mask.find(_RUN, end)
-    return False
-
-
-def _bounded_int(text: str) -> int:
-    if len(text) - text.startswith("-") > MAX_INTEGER_DIGITS:
-        raise MalformedRecord(
-            f"holds an integer of {len(text.lstrip('-'))} digits; at most {MAX_INTEGER_DIGITS}"
-        )
-    return int(text)
+def _check_digits(value: Any) -> None:
+    """Refuse an integer of more than ``MAX_INTEGER_DIGITS`` digits anywhere in ``value``."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is int and not -_LIMIT < node < _LIMIT:
+            digits = len(str(abs(node)))  # the reader stops at Python's 4,300 digits
+            raise MalformedRecord(
+                f"holds an integer of {digits} digits, which is out of range"
+                f" (at most {MAX_INTEGER_DIGITS})"
+            )
+        if type(node) is dict:
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
