@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 
 from schemas.errors import InvalidValue, WrongType
 
-__all__ = ["canonical_timestamp", "legacy_timestamp"]
+__all__ = ["canonical_timestamp", "invalid_timestamp", "legacy_timestamp", "read_timestamp"]
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3})?Z")
 _ANY = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", re.ASCII)
 
 
@@ -28,24 +27,46 @@ def canonical_timestamp(value: object, field: str) -> str:
         raise WrongType(field, "a timestamp string", value)
     # The legacy form, the common case of old input, becomes a canonical candidate.
     text = f"{value[:10]}T{value[11:]}Z" if len(value) == 19 and value[10] == " " else value
-    if _CANONICAL.fullmatch(text):
+    if _canonical_form(text):
         try:
             datetime.fromisoformat(text)
         except ValueError:
-            raise _invalid(field, value) from None
+            raise invalid_timestamp(field, value) from None
         return text
     match = _ANY.fullmatch(value)
     if match is None:
-        raise _invalid(field, value)
+        raise invalid_timestamp(field, value)
     date, time, fraction, zone = match.groups()
     try:
         moment = datetime.fromisoformat(f"{date}T{time}{_offset(zone)}").astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _invalid(field, value) from None
+        raise invalid_timestamp(field, value) from None
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if fraction is not None:
         text += "." + fraction[:3].ljust(3, "0")
     return text + "Z"
+
+
+def read_timestamp(value: object, field: str) -> str:
+    """``canonical_timestamp`` of a value msgspec has read as an RFC 3339 timestamp (digits and
+    calendar checked): the canonical and the legacy layout need no second look."""
+    if type(value) is str:
+        if value[10] == "T":
+            if len(value) == 20 and value[19] == "Z":
+                return value
+            if len(value) == 24 and value[19] == "." and value[23] == "Z":
+                return value
+        elif len(value) == 19 and value[10] == " ":
+            return f"{value[:10]}T{value[11:]}Z"
+    return canonical_timestamp(value, field)
+
+
+def _canonical_form(text: str) -> bool:
+    """Whether ``text`` is laid out as a canonical timestamp (``fromisoformat`` checks the
+    digits and the calendar)."""
+    if text[4:17:3] != "--T::" or text[-1:] != "Z" or not text.isascii():
+        return False
+    return len(text) == 20 or (len(text) == 24 and text[19] == ".")
 
 
 def legacy_timestamp(canonical: str) -> str:
@@ -59,7 +80,8 @@ def _offset(zone: str | None) -> str:
     return zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
 
 
-def _invalid(field: str, value: str) -> InvalidValue:
+def invalid_timestamp(field: str, value: str) -> InvalidValue:
+    """The refusal of a text that is not a timestamp."""
     return InvalidValue(
         field, f"is {value!r}, not a timestamp like '2020-11-10T08:59:19Z' or '2020-11-10 08:59:19'"
     )
