@@ -202,6 +202,17 @@ _HEADERS = {
 }
 
 
+_PLANS = {
+    key: tuple(
+        (column.path[0], column.path[1:], column.type in ("int", "num", "str"), column.type)
+        for column in columns
+    )
+    for key, columns in _LAYOUTS.items()
+}
+"""Each layout as ``csv_row`` walks it: the root key, the keys below it, whether text and
+integers are written as they are, and the column's type."""
+
+
 def csv_header(kind: Kind, version: Version) -> str:
     """The exact header row (with its line end) for ``kind`` in ``version``."""
     return _HEADERS[kind, version is not Version.NEW]
@@ -210,14 +221,22 @@ def csv_header(kind: Kind, version: Version) -> str:
 def csv_row(record: Record, kind: Kind, version: Version) -> str:
     """One canonical record as a CSV row (with its line end) under ``csv_header``."""
     legacy = version is not Version.NEW
-    cells = []
-    for column in _LAYOUTS[kind, legacy]:
-        value: Any = record
-        for key in column.path:
-            value = value.get(key)
+    cells: list[str] = []
+    append = cells.append
+    for first, rest, plain, column_type in _PLANS[kind, legacy]:
+        value = record.get(first)
+        for key in rest:
             if value is None:
                 break
-        cells.append(_cell(value, column.type, legacy))
+            value = value.get(key)
+        if value is None:
+            append("")
+        elif plain and type(value) is str:  # most cells: text written as it is
+            append('"' + value.replace('"', '""') + '"')
+        elif plain and type(value) is int:
+            append(f'"{value}"')
+        else:
+            append(_cell(value, column_type, legacy))
     row = ",".join(cells) + "\n"
     return ascii_only(row) if version is Version.OLD else row
 

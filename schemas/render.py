@@ -8,6 +8,7 @@ fields are carried in every JSON shape.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
@@ -19,7 +20,8 @@ from schemas.timestamps import legacy_timestamp
 
 __all__ = ["ascii_only", "dumps", "render", "to_json"]
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_KEY_REST = re.compile(r'(?:[^"\\]|\\.)*":')
+"""The rest of a string of JSON text that is a key (its closing quote, then a colon)."""
 _KEEN_DROPPED = {Kind.EVENT: ("imsi", "user"), Kind.USAGE: ("imsi", "imsi_id")}
 _KEEN_ENDPOINT = {Kind.EVENT: ("id", "name"), Kind.USAGE: ("id", "balance")}
 
@@ -29,6 +31,27 @@ def render(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FU
 
     KeenIO's ``new`` shape is the full one (FORMATS.md §3.3).
     """
+    out = _render(record, kind, version, shape)
+    return ascii_only(out) if version is Version.OLD else out
+
+
+def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> bytes:
+    """Render ``record`` and serialise it as compact JSON."""
+    out = _render(record, kind, version, shape)
+    data = to_json(out)
+    if version is not Version.OLD or data.isascii():
+        return data
+    # JSON is written without escaping any character ``old`` replaces, so replacing them in
+    # the text replaces them in every string; unless a key holds one (two keys could become
+    # one), which ``ascii_only`` settles.
+    try:
+        return data.decode().encode("ascii", _SPACES_IN_VALUES)
+    except _KeyNotAscii:
+        return to_json(ascii_only(out))
+
+
+def _render(record: Record, kind: Kind, version: Version, shape: Shape) -> Record:
+    """``render`` before the old system's encoding."""
     if version is Version.NEW:
         return record
     out = _legacy_event(record) if kind is Kind.EVENT else _legacy_usage(record)
@@ -38,14 +61,7 @@ def render(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FU
         _reduce(out, kind)
         if version is Version.OLD and kind is Kind.USAGE:
             out["keen"] = {"timestamp": out["start_timestamp"]}
-    if version is Version.OLD:
-        return ascii_only(out)  # type: ignore[no-any-return]
     return out
-
-
-def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> bytes:
-    """Render ``record`` and serialise it as compact JSON."""
-    return to_json(render(record, kind, version, shape))
 
 
 def to_json(value: Any) -> bytes:
@@ -64,12 +80,36 @@ def to_json(value: Any) -> bytes:
 def ascii_only(value: Any) -> Any:
     """The old system's encoding: every non-ASCII character of every string becomes a space."""
     if isinstance(value, str):
-        return value if value.isascii() else _NON_ASCII.sub(" ", value)
+        return value if value.isascii() else value.encode("ascii", _SPACES).decode()
     if isinstance(value, dict):
         return {ascii_only(k): ascii_only(v) for k, v in value.items()}
     if isinstance(value, list):
         return [ascii_only(v) for v in value]
     return value
+
+
+class _KeyNotAscii(Exception):
+    """JSON text with a key that holds a character ASCII cannot encode."""
+
+
+def _spaces(error: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler: each character ASCII cannot encode becomes one space."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return " " * (error.end - error.start), error.end
+
+
+def _spaces_in_values(error: UnicodeError) -> tuple[str, int]:
+    """``_spaces`` for JSON text, refusing (``_KeyNotAscii``) to change a key."""
+    if isinstance(error, UnicodeEncodeError) and _KEY_REST.match(error.object, error.end):
+        raise _KeyNotAscii
+    return _spaces(error)
+
+
+_SPACES = "schemas.spaces"
+_SPACES_IN_VALUES = "schemas.spaces-in-values"
+codecs.register_error(_SPACES, _spaces)
+codecs.register_error(_SPACES_IN_VALUES, _spaces_in_values)
 
 
 def _legacy_event(r: Record) -> Record:

@@ -20,10 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import orjson
-
 from connectors.base import Form, Rendering
-from schemas import Kind, Shape, Version, csv_row, dumps
+from schemas import Kind, Shape, Version, csv_row, dumps, loads
 from streamer.log.base import Log, Row
 
 __all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
@@ -43,7 +41,7 @@ def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
     try:
-        record = orjson.loads(body)
+        record = loads(body)  # exact: an integer beyond 64 bits stays that integer
         if rendering.form is Form.CSV:
             return csv_row(record, kind, rendering.version).encode()
         return dumps(record, kind, rendering.version, rendering.shape)
