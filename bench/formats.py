@@ -3,22 +3,40 @@
 Run: ``python3 -m bench.formats [--records N] [--write]``. Each figure is records per second
 (best of several rounds) over a 50/50 mix of realistic event and usage records of ~800 bytes,
 and its ratio to the baseline ``orjson.loads`` + ``orjson.dumps`` of the same input bytes,
-measured in the same run.
+measured in the same run:
+
+- ingest: bytes of any version in, checked and canonical bytes out (``parse_record``);
+- rendering: a stored record (canonical bytes) in, a stream's rendering out, as the fan-out
+  renders it (``render_payload``);
+- ``streamer convert``: whole processes over a file of the records, against a process that runs
+  the orjson loop over the same file.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
 from bench.report import write_section
-from schemas import Kind, Version, csv_row, dumps, loads, parse_record
+from connectors.base import Form, Rendering
+from schemas import Kind, Shape, Version, dumps, loads, parse_record
+from streamer.fanout.pages import render_payload
 from streamer.simulate import Fleet
 
 Case = Callable[[bytes, Kind], object]
+_FLOOR = (
+    "import sys, orjson\n"
+    "out = sys.stdout.buffer\n"
+    "for line in open(sys.argv[1], 'rb'):\n"
+    "    out.write(orjson.dumps(orjson.loads(line)) + b'\\n')\n"
+)
 
 
 def _records(count: int) -> list[tuple[dict[str, object], Kind]]:
@@ -32,15 +50,15 @@ def baseline(raw: bytes, kind: Kind) -> object:
     return orjson.dumps(orjson.loads(raw))
 
 
-def to_version(version: Version) -> Case:
-    def case(raw: bytes, kind: Kind) -> object:
-        return dumps(parse_record(loads(raw), kind), kind, version)
+def ingest(raw: bytes, kind: Kind) -> object:
+    return dumps(parse_record(loads(raw), kind), kind, Version.NEW)
+
+
+def rendered(rendering: Rendering) -> Case:
+    def case(stored: bytes, kind: Kind) -> object:
+        return render_payload(kind, stored, rendering)
 
     return case
-
-
-def to_csv(raw: bytes, kind: Kind) -> object:
-    return csv_row(parse_record(loads(raw), kind), kind, Version.NEW)
 
 
 def _rate(case: Case, inputs: list[tuple[bytes, Kind]], rounds: int) -> float:
@@ -53,42 +71,94 @@ def _rate(case: Case, inputs: list[tuple[bytes, Kind]], rounds: int) -> float:
     return len(inputs) / best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
-    args = parser.parse_args()
+def _process_rate(command: list[str], count: int, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return count / best
+
+
+_RENDERINGS = [
+    ("migrated", Rendering(Version.MIGRATED)),
+    ("old", Rendering(Version.OLD)),
+    ("KeenIO migrated", Rendering(Version.MIGRATED, Shape.KEEN)),
+    ("KeenIO old", Rendering(Version.OLD, Shape.KEEN)),
+    ("CSV new", Rendering(Version.NEW, form=Form.CSV)),
+    ("CSV migrated", Rendering(Version.MIGRATED, form=Form.CSV)),
+    ("CSV old", Rendering(Version.OLD, form=Form.CSV)),
+]
+
+
+def _in_process(args: argparse.Namespace) -> list[str]:
     records = _records(args.records)
     new = [(orjson.dumps(r), k) for r, k in records]
     old = [(dumps(r, k, Version.OLD), k) for r, k in records]
     cases: list[tuple[str, Case, list[tuple[bytes, Kind]], float | None]] = [
         ("baseline: orjson.loads + dumps (new input)", baseline, new, None),
-        ("new → new", to_version(Version.NEW), new, 0.5),
-        ("old → new", to_version(Version.NEW), old, 0.35),
-        ("new → migrated", to_version(Version.MIGRATED), new, None),
-        ("new → old", to_version(Version.OLD), new, None),
-        ("new → CSV (new)", to_csv, new, None),
+        ("ingest: new → new", ingest, new, 0.8),
+        ("ingest: old → new", ingest, old, 0.5),
     ]
+    cases += [(f"stored → {name}", rendered(r), new, 0.5) for name, r in _RENDERINGS]
     rows = []
     base = 0.0
     for name, case, inputs, target in cases:
         rate = _rate(case, inputs, args.rounds)
         base = base or rate
-        goal = f"≥ {target}×" if target else ""
-        rows.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}× | {goal} |")
-        print(rows[-1], flush=True)
+        rows.append(_row(name, rate, base, target))
+    return rows
+
+
+def _processes(args: argparse.Namespace) -> list[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.ndjson"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r, _ in _records(args.files)))
+        floor = [sys.executable, "-c", _FLOOR, str(path)]
+        base = _process_rate(floor, args.files, args.rounds)
+        rows = [_row("baseline: a process of the orjson loop over the file", base, base, None)]
+        for version in Version:
+            command = [sys.executable, "-m", "streamer", "convert", "--to", version, str(path)]
+            rate = _process_rate(command, args.files, args.rounds)
+            rows.append(_row(f"`streamer convert --to {version}`", rate, base, 0.5))
+    return rows
+
+
+def _row(name: str, rate: float, base: float, target: float | None) -> str:
+    goal = f"≥ {target}×" if target else ""
+    row = f"| {name} | {rate:,.0f} | {rate / base:.2f}× | {goal} |"
+    print(row, flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--files", type=int, default=100_000, help="records in the file")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+    rows = _in_process(args)
+    processes = _processes(args)
+    header = ["| case | records/s | vs baseline | target |", "|---|---:|---:|---:|"]
     table = "\n".join(
         [
             "## Formats: parse + render (`bench/formats.py`)",
             "",
-            f"Command: `python3 -m bench.formats --records {args.records} --write` — "
-            "a 50/50 mix of ~800-byte event and usage records; best of "
-            f"{args.rounds} rounds; ratio against the orjson baseline of the same run.",
+            f"Command: `python3 -m bench.formats --records {args.records} --files {args.files}"
+            " --write` — a 50/50 mix of ~800-byte event and usage records; best of "
+            f"{args.rounds} rounds; ratio against the orjson baseline of the same run. Ingest:"
+            " bytes in, checked canonical bytes out. Stored → X: a stored record rendered as a"
+            " stream asks, as the fan-out does it.",
             "",
-            "| case | records/s | vs baseline | target |",
-            "|---|---:|---:|---:|",
+            *header,
             *rows,
+            "",
+            f"Whole processes over an NDJSON file of {args.files:,} of the records (start-up"
+            " included; output to /dev/null):",
+            "",
+            *header,
+            *processes,
         ]
     )
     if args.write:

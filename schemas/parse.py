@@ -75,71 +75,77 @@ def parse_record(
 def _event(r: Record) -> None:
     r["timestamp"] = read_timestamp(r["timestamp"], "timestamp")
     source = r.get("event_source")
-    if source is not None:
+    if source is not None and "name" in source:
         _renamed(source, "event_source.")
     alert = r.get("alert")
     if type(alert) is int:
         r["alert"] = alert == 1
     endpoint = r.get("endpoint")
-    if endpoint is not None:
-        _digits(endpoint, "imei")
-    _sim(r.get("sim"))
+    if endpoint is not None and type(endpoint.get("imei")) is int:
+        endpoint["imei"] = str(endpoint["imei"])
+    sim = r.get("sim")
+    if sim is not None:
+        _sim(sim)
     imsi = r.get("imsi")
     if imsi is not None:
-        _digits(imsi, "imsi")
-        _timestamp(imsi, "import_date", "imsi.")
+        if type(imsi.get("imsi")) is int:
+            imsi["imsi"] = str(imsi["imsi"])
+        if imsi.get("import_date") is not None:
+            imsi["import_date"] = read_timestamp(imsi["import_date"], "imsi.import_date")
 
 
 def _usage(r: Record) -> None:
     r.pop("keen", None)
     r["start_timestamp"] = read_timestamp(r["start_timestamp"], "start_timestamp")
     r["end_timestamp"] = read_timestamp(r["end_timestamp"], "end_timestamp")
-    _renamed(r["traffic_type"], "traffic_type.")
+    if "name" in r["traffic_type"]:
+        _renamed(r["traffic_type"], "traffic_type.")
     endpoint = r.get("endpoint")
     if endpoint is not None:
-        _digits(endpoint, "imei")
+        if type(endpoint.get("imei")) is int:
+            endpoint["imei"] = str(endpoint["imei"])
         balance = endpoint.get("balance")
         if balance is None:
             endpoint["balance"] = None
         else:
-            _timestamp(balance, "last_updated", "endpoint.balance.")
-            _timestamp(balance, "expiry_date", "endpoint.balance.")
-            balance.setdefault("expiry_date", None)
-    _sim(r.get("sim"))
-    _digits(r, "imsi")
-
-
-def _sim(sim: Record | None) -> None:
+            _balance(balance)
+    sim = r.get("sim")
     if sim is not None:
-        _digits(sim, "iccid")
-        _digits(sim, "msisdn")
-        _timestamp(sim, "production_date", "sim.")
+        _sim(sim)
+    if type(r.get("imsi")) is int:
+        r["imsi"] = str(r["imsi"])
+
+
+def _balance(balance: Record) -> None:
+    if balance.get("last_updated") is not None:
+        stamp = balance["last_updated"]
+        balance["last_updated"] = read_timestamp(stamp, "endpoint.balance.last_updated")
+    if balance.get("expiry_date") is not None:
+        stamp = balance["expiry_date"]
+        balance["expiry_date"] = read_timestamp(stamp, "endpoint.balance.expiry_date")
+    elif "expiry_date" not in balance:
+        balance["expiry_date"] = None
+
+
+def _sim(sim: Record) -> None:
+    """Digit identifiers are strings everywhere; numbers of any length become their digits."""
+    if type(sim.get("iccid")) is int:
+        sim["iccid"] = str(sim["iccid"])
+    if type(sim.get("msisdn")) is int:
+        sim["msisdn"] = str(sim["msisdn"])
+    if sim.get("production_date") is not None:
+        sim["production_date"] = read_timestamp(sim["production_date"], "sim.production_date")
 
 
 def _renamed(obj: Record, prefix: str) -> None:
     """``{id, name}`` (old/migrated) or ``{id, description}`` (new) → ``{id, description}``;
     a record holding both keeps ``description``."""
-    if "name" not in obj:
-        return
     name = obj.pop("name")
     if "description" in obj:
         return
     if name is not None and type(name) is not str:
         raise WrongType(prefix + "description", "a string", name)
     obj["description"] = name
-
-
-def _digits(obj: Record, key: str) -> None:
-    """Digit identifiers are strings everywhere; numbers of any length become their digits."""
-    value = obj.get(key)
-    if type(value) is int:
-        obj[key] = str(value)
-
-
-def _timestamp(obj: Record, key: str, prefix: str) -> None:
-    value = obj.get(key)
-    if value is not None:
-        obj[key] = read_timestamp(value, prefix + key)
 
 
 _PHRASES = {
