@@ -6,7 +6,7 @@ contract; the JSON Schema files of each kind and version live in ``schemas/json/
 """
 
 from schemas.csv_format import csv_header, csv_row, read_csv, render_csv
-from schemas.decode import iter_json, loads, parse_json
+from schemas.decode import iter_json, loads, loads_stored, parse_json
 from schemas.errors import InvalidValue, MalformedRecord, MissingField, RecordError, WrongType
 from schemas.jsonschema import json_schema
 from schemas.kinds import NULLABLE_ROOTS, Kind, Record, Shape, Version, detect_kind, detect_version
@@ -32,6 +32,7 @@ __all__ = [
     "iter_json",
     "json_schema",
     "loads",
+    "loads_stored",
     "parse_json",
     "parse_record",
     "read_csv",

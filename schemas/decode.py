@@ -23,7 +23,7 @@ from schemas.errors import MalformedRecord, RecordError
 from schemas.kinds import Kind, Record, Version
 from schemas.parse import parse_record
 
-__all__ = ["MAX_DEPTH", "MAX_INTEGER_DIGITS", "iter_json", "loads", "parse_json"]
+__all__ = ["MAX_DEPTH", "MAX_INTEGER_DIGITS", "iter_json", "loads", "loads_stored", "parse_json"]
 
 MAX_DEPTH = 64
 """The deepest nesting of objects and arrays in a record (the record itself is level 1)."""
@@ -60,6 +60,12 @@ def loads(data: bytes) -> Any:
     if mask.find(_LONG_RUN) != -1:  # digits in strings count too: that only costs a walk
         _check_digits(value)
     return value
+
+
+def loads_stored(data: bytes) -> Any:
+    """Read back what this format layer wrote (a stored record's canonical bytes): exactly, and
+    without the bounds of ``loads``, which the record was held to when it was first read."""
+    return _DECODER.decode(data)
 
 
 def iter_json(lines: Iterable[bytes]) -> Iterator[Any | RecordError]:

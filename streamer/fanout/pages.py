@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from connectors.base import Form, Rendering
-from schemas import Kind, Shape, Version, csv_row, dumps, loads
+from schemas import Kind, Shape, Version, csv_row, dumps, loads_stored
 from streamer.log.base import Log, Row
 
 __all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
@@ -41,7 +41,7 @@ def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
     try:
-        record = loads(body)  # exact: an integer beyond 64 bits stays that integer
+        record = loads_stored(body)  # exact: an integer beyond 64 bits stays that integer
         if rendering.form is Form.CSV:
             return csv_row(record, kind, rendering.version).encode()
         return dumps(record, kind, rendering.version, rendering.shape)
