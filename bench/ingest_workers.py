@@ -44,7 +44,7 @@ async def _seconds(call: Call, bodies: list[bytes], clients: int) -> float:
     async def client() -> None:
         while queue:
             read = await call(queue.pop())
-            assert len(read.entries) == RECORDS
+            assert len(read.bodies) == RECORDS
 
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Any
 
-from schemas import Kind, RecordError, Version, dumps, parse_json
+from schemas import Kind, RecordError, Version, parse_json
+from schemas.render import to_json
 from streamer.log.base import Entry
 from streamer.workers import Workers, WorkersUnavailable
 
@@ -26,13 +30,38 @@ _PROBE_SECS = 5.0
 
 @dataclass(slots=True)
 class ReadBody:
-    """The entries of a body, or why it cannot be stored: every unreadable record (up to
-    ``MAX_LISTED_ERRORS``) and the positions of records of another organisation."""
+    """The records of a body, or why it cannot be stored: every unreadable record (up to
+    ``MAX_LISTED_ERRORS``) and the positions of records of another organisation.
 
-    entries: list[Entry] = field(default_factory=list)
+    The records travel from a worker process in few objects (pickle writes a list of bytes and
+    an array in C, an object per record in Python): their canonical bytes and their routing
+    facts in arrays; ``entries`` makes the log's entries of them."""
+
+    kind: Kind
+    bodies: list[bytes] = field(default_factory=list)
+    organisations: array[int] = field(default_factory=lambda: array("q"))
+    event_types: array[int] = field(default_factory=lambda: array("q"))
+    alerts: array[int] = field(default_factory=lambda: array("b"))
+    """0/1, or -1 for none (events only)."""
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
     foreign: list[int] = field(default_factory=list)
+
+    def entries(self) -> list[Entry]:
+        kind = self.kind
+        if kind is Kind.EVENT:
+            types: Iterable[int | None] = self.event_types
+            alerts: Iterable[int | None] = [None if a < 0 else a for a in self.alerts]
+        else:
+            types, alerts = repeat(None), repeat(None)
+        rows = zip(repeat(kind), self.organisations, types, alerts, self.bodies, strict=False)
+        return list(map(_entry, rows))
+
+
+_entry: Callable[[tuple[Kind, int, int | None, int | None, bytes]], Entry] = partial(
+    tuple.__new__, Entry
+)
+"""An ``Entry`` of its fields, made in C (``Entry(*fields)`` runs Python code)."""
 
 
 def read_body(
@@ -40,7 +69,9 @@ def read_body(
 ) -> ReadBody:
     """Parse every record of ``body`` (JSON, array or NDJSON) as ``kind``; ``organisation``,
     when given, is the only organisation whose records may be in it."""
-    read = ReadBody()
+    read = ReadBody(kind)
+    bodies = read.bodies
+    organisations = read.organisations
     for index, item in enumerate(parse_json(body.splitlines(), kind, version)):
         if isinstance(item, RecordError):
             read.error_count += 1
@@ -52,15 +83,12 @@ def read_body(
         owner = item["organisation"]["id"]
         if organisation is not None and owner != organisation:
             read.foreign.append(index)
+        organisations.append(owner)
         if kind is Kind.EVENT:
             alert = item.get("alert")
-            event_type = item["event_type"]["id"]
-            flag = None if alert is None else int(alert)
-            read.entries.append(
-                Entry(kind, owner, event_type, flag, dumps(item, kind, Version.NEW))
-            )
-        else:
-            read.entries.append(Entry(kind, owner, None, None, dumps(item, kind, Version.NEW)))
+            read.event_types.append(item["event_type"]["id"])
+            read.alerts.append(-1 if alert is None else int(alert))
+        bodies.append(to_json(item))
     return read
 
 

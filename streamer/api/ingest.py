@@ -71,7 +71,7 @@ async def _ingest(request: web.Request, kind: Kind) -> web.Response:
                 f"records {read.foreign[:20]} belong to another organisation than the token's;"
                 " nothing was stored",
             )
-        entries = read.entries
+        entries = read.entries()
         try:
             await services.log.append(entries)
         except LogFullError as exc:
