@@ -45,14 +45,7 @@ def parse_record(
     """
     if type(record) is not dict:
         raise MalformedRecord(f"must be a JSON object, not {json_type(record)}")
-    try:
-        found = detect_kind(record)
-    except InvalidValue:
-        if kind is None:
-            raise
-        raise MissingField("event_type" if kind is Kind.EVENT else "traffic_type") from None
-    if kind is not None and found is not kind:
-        raise InvalidValue("$", f"is {found.article} record, not {kind.article} record")
+    found = _kind(record, kind)
     if version is not None:
         seen = detect_version(record, found)
         if (seen is Version.NEW) != (version is Version.NEW):
@@ -70,6 +63,19 @@ def parse_record(
         if name not in record:
             record[name] = None
     return record
+
+
+def _kind(record: Record, expected: Kind | None) -> Kind:
+    """The kind of ``record``, which must be ``expected`` when that is given."""
+    try:
+        found = detect_kind(record)
+    except InvalidValue:
+        if expected is None:
+            raise
+        raise MissingField("event_type" if expected is Kind.EVENT else "traffic_type") from None
+    if expected is not None and found is not expected:
+        raise InvalidValue("$", f"is {found.article} record, not {expected.article} record")
+    return found
 
 
 def _event(r: Record) -> None:
