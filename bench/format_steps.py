@@ -1,0 +1,86 @@
+"""Where the time of ingest goes in the format layer: each step alone, per record.
+
+Run: ``python3 -m bench.format_steps [--records N]``. The records are those of
+``bench.formats`` (a 50/50 mix of event and usage records), written as ``new`` and as ``old``;
+each step is timed alone over all of them, best of several rounds, in µs per record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+import orjson
+
+from bench.formats import _records
+from schemas import Kind, Version, dumps, loads, parse_record
+from schemas.decode import _DECODER, _LONG_RUN, _MASK
+from schemas.fields import FIELDS
+from schemas.parse import _event, _usage
+
+
+def _best(
+    step: Callable[[Any, Kind], object], make: Callable[[], Iterable[Any]], rounds: int
+) -> float:
+    best = float("inf")
+    count = 0
+    for _ in range(rounds):
+        inputs = list(make())  # fresh each round: some steps change their input
+        count = len(inputs)
+        start = time.perf_counter()
+        for value, kind in inputs:
+            step(value, kind)
+        best = min(best, time.perf_counter() - start)
+    return best / count * 1e6
+
+
+def _bounds(raw: bytes, kind: Kind) -> object:
+    mask = raw.translate(_MASK)
+    return mask.count(b"{"), mask.find(_LONG_RUN)
+
+
+def _normalise(record: dict[str, Any], kind: Kind) -> None:
+    (_event if kind is Kind.EVENT else _usage)(record)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    records = _records(args.records)
+    print("| step | `new` input, µs | `old` input, µs |\n|---|---:|---:|")
+    inputs = {v: [(dumps(r, k, v), k) for r, k in records] for v in (Version.NEW, Version.OLD)}
+
+    def raw(version: Version) -> Callable[[], Iterable[Any]]:
+        return lambda: inputs[version]
+
+    def decoded(version: Version) -> Callable[[], Iterable[Any]]:
+        return lambda: [(_DECODER.decode(x), k) for x, k in inputs[version]]
+
+    def canonical(version: Version) -> Callable[[], Iterable[Any]]:
+        return lambda: [(parse_record(_DECODER.decode(x), k), k) for x, k in inputs[version]]
+
+    steps: list[tuple[str, Callable[[Any, Kind], object], Callable[[Version], Any]]] = [
+        (
+            "baseline: `orjson.loads` + `orjson.dumps`",
+            lambda x, k: orjson.dumps(orjson.loads(x)),
+            raw,
+        ),
+        ("msgspec decode", lambda x, k: _DECODER.decode(x), raw),
+        ("input bounds (translate, count, find)", _bounds, raw),
+        ("type checks (`msgspec.convert`)", lambda d, k: msgspec.convert(d, FIELDS[k]), decoded),
+        ("normalisation in Python", _normalise, decoded),
+        ("`orjson.dumps` of the canonical record", lambda d, k: orjson.dumps(d), canonical),
+        ("whole ingest", lambda x, k: dumps(parse_record(loads(x), k), k, Version.NEW), raw),
+    ]
+    for name, step, make in steps:
+        new, old = (_best(step, make(v), args.rounds) for v in (Version.NEW, Version.OLD))
+        print(f"| {name} | {new:.1f} | {old:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
