@@ -120,7 +120,8 @@ async def _main(args: argparse.Namespace) -> None:
         [
             "## Ingest workers: parse in worker processes (`bench/ingest_workers.py`)",
             "",
-            f"Command: `python3 -m bench.ingest_workers --bodies {args.bodies} --write` — "
+            f"Command: `python3 -m bench.ingest_workers --bodies {args.bodies}"
+            f" --rounds {args.rounds} --write` — "
             f"{RECORDS}-record NDJSON event bodies through `read_body`, best of "
             f"{args.rounds} interleaved rounds; the ratio is to the standard library's "
             "ProcessPoolExecutor of the same size, same calls in flight, in the same run. "
