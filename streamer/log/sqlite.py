@@ -18,18 +18,17 @@ index on (organisation, kind, last offset) without reading anyone else's records
 from __future__ import annotations
 
 import asyncio
-import bisect
 import fcntl
 import heapq
 import queue
 import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import islice, repeat
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -48,6 +47,7 @@ from streamer.log.base import (
     StreamStatus,
     TokenRow,
 )
+from streamer.log.segments import Lanes, Segment, cold_rows
 from streamer.spec import StreamSpec
 
 __all__ = ["SqliteLog"]
@@ -55,22 +55,19 @@ __all__ = ["SqliteLog"]
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
-_LAYOUT = 2  # PRAGMA user_version of this layout
+_LAYOUT = 3  # PRAGMA user_version of this layout
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY,
-    organisation INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    first INTEGER NOT NULL,
-    last INTEGER NOT NULL,
+    first INTEGER PRIMARY KEY,
     count INTEGER NOT NULL,
     at REAL NOT NULL,
-    offsets BLOB,
-    routing BLOB,
+    organisations BLOB NOT NULL,
+    kinds BLOB NOT NULL,
+    event_types BLOB,
+    alerts BLOB,
+    ends BLOB NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS segments_by_lane ON segments (organisation, kind, last);
-CREATE INDEX IF NOT EXISTS segments_by_first ON segments (first);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS streams (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,10 +108,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (stream, off
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 PRAGMA user_version = {_LAYOUT};
 """
-_LANE = (
-    "SELECT first, last, offsets, routing, body FROM segments"
-    " WHERE organisation = ? AND kind = ? AND last > ? ORDER BY last"
-)
 _STREAM_COLUMNS = (
     "s.id, s.organisation, s.spec, s.status, s.error, s.created_at, p.offset, p.delivered,"
     " p.last_delivery_at, p.last_result_code, p.inflight"
@@ -132,8 +125,10 @@ class SqliteLog:
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
-        self._last_offset = 0  # committed: what readers can see
+        self._last_offset = 0  # committed and published: what readers can see
+        self._lanes = Lanes()  # the event loop's, like _last_offset
         self._next_offset = 1  # the writer thread's: what the next append gets
+        self._staged: list[Callable[[], None]] = []  # the writer thread's: to publish on commit
         self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
 
     @classmethod
@@ -153,7 +148,7 @@ class SqliteLog:
             log._lock = _lock(data_dir / "streamer.lock")
         log._writer.start()
         try:
-            log._last_offset = await log._write(_stored_last_offset)
+            log._last_offset, log._lanes = await log._write(_stored_lanes)
         except BaseException:
             await log.aclose()
             raise
@@ -165,24 +160,20 @@ class SqliteLog:
     async def append(self, entries: Sequence[Entry]) -> int:
         if not entries:
             return self._last_offset
-        lanes: defaultdict[tuple[int, Kind], list[int]] = defaultdict(list)
-        for index, entry in enumerate(entries):
-            lanes[entry.organisation, entry.kind].append(index)
-        segments = [
-            _segment(organisation, kind, entries, indices)
-            for (organisation, kind), indices in lanes.items()
-        ]
+        segment = Segment(entries)
+        columns = segment.columns()
 
         def job(conn: sqlite3.Connection) -> int:
             first = self._next_offset
-            at = time.time()
-            conn.executemany(
-                "INSERT INTO segments (organisation, kind, first, last, count, at, offsets,"
-                " routing, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [segment.row(first, at) for segment in segments],
+            conn.execute(
+                "INSERT INTO segments (first, count, at, organisations, kinds, event_types,"
+                " alerts, ends, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (first, segment.count, time.time(), *columns, segment.body),
             )
-            last = first + len(entries) - 1
+            last = first + segment.count - 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_offset'", (last,))
+            segment.first = first
+            self._staged.append(partial(self._lanes.add, segment))
             self._next_offset = last + 1
             return last
 
@@ -191,40 +182,23 @@ class SqliteLog:
     async def read(
         self, organisation: int, kinds: Collection[Kind], after: int, limit: int
     ) -> list[Row]:
-        def job(conn: sqlite3.Connection) -> list[Row]:
-            lanes = [_lane_rows(conn, organisation, kind, after) for kind in kinds]
-            rows = lanes[0] if len(lanes) == 1 else heapq.merge(*lanes, key=_offset)
-            return list(islice(rows, limit))
-
-        return await self._read(job)
+        # what each lane holds is taken at once, before any read from the database
+        lanes = [(organisation, kind) for kind in kinds]
+        found = [self._lanes.read(lane, after, limit) for lane in lanes]
+        rows = [
+            await self._read(partial(cold_rows, lane=lane, plan=plan)) + warm if plan else warm
+            for lane, (plan, warm) in zip(lanes, found, strict=True)
+        ]
+        if len(rows) == 1:
+            return rows[0]
+        return list(islice(heapq.merge(*rows, key=_offset), limit))
 
     async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
-        lane = _lane(kinds)
-
-        def job(conn: sqlite3.Connection) -> int:
-            whole = conn.execute(
-                "SELECT coalesce(sum(count), 0) FROM segments"
-                f" WHERE organisation = ? AND kind IN ({lane}) AND first > ?",
-                (organisation, after),
-            ).fetchone()[0]
-            split = conn.execute(
-                "SELECT first, last, offsets FROM segments"
-                f" WHERE organisation = ? AND kind IN ({lane}) AND last > ? AND first <= ?",
-                (organisation, after, after),
-            )
-            for first, last, offsets in split:
-                whole += sum(1 for offset in _offsets(first, last, offsets) if offset > after)
-            return int(whole)
-
-        return await self._read(job)
+        return sum(self._lanes.count_after((organisation, kind), after) for kind in kinds)
 
     async def bounds(self) -> tuple[int, int]:
-        def job(conn: sqlite3.Connection) -> tuple[int, int]:
-            oldest = conn.execute("SELECT min(first) FROM segments").fetchone()[0]
-            last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
-            return (last if oldest is None else oldest - 1), last
-
-        return await self._read(job)
+        oldest, last = self._lanes.oldest(), self._last_offset
+        return (last if oldest is None else oldest - 1), last
 
     @property
     def last_offset(self) -> int:
@@ -242,6 +216,7 @@ class SqliteLog:
                 "SELECT coalesce(sum(count), 0) FROM segments WHERE first < ?", (keep_from,)
             ).fetchone()[0]
             conn.execute("DELETE FROM segments WHERE first < ?", (keep_from,))
+            self._staged.append(partial(self._lanes.trim, keep_from))
             return int(dropped)
 
         return int(await self._write(job))
@@ -480,28 +455,47 @@ class SqliteLog:
         self, conn: sqlite3.Connection, group: list[tuple[Job, asyncio.Future[Any]]]
     ) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        committed = self._next_offset - 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, future in group:
-                conn.execute("SAVEPOINT job")
-                try:
-                    results.append((future, job(conn), None))
-                    conn.execute("RELEASE job")
-                except Exception as exc:  # one job's failure is that job's answer
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    failure = _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
-                    results.append((future, None, failure))
+                results.append(self._run(conn, job, future))
             conn.execute("COMMIT")
-            self._last_offset = self._next_offset - 1
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._next_offset = self._last_offset + 1
+            self._next_offset = committed + 1
+            self._staged.clear()
             failure = _log_error(exc)
             results = [(future, None, failure) for _, future in group]
+        loop = group[0][1].get_loop()
+        if self._staged:  # readers see the group's records before their appends return
+            staged, self._staged = self._staged, []
+            loop.call_soon_threadsafe(self._publish, staged, self._next_offset - 1)
         for future, value, error in results:
-            future.get_loop().call_soon_threadsafe(_settle, future, value, error)
+            loop.call_soon_threadsafe(_settle, future, value, error)
+
+    def _run(
+        self, conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]
+    ) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+        """One job of a group, in a savepoint: its failure is its answer alone."""
+        staged = len(self._staged)
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job(conn)
+            conn.execute("RELEASE job")
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            del self._staged[staged:]
+            return future, None, _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
+        return future, value, None
+
+    def _publish(self, staged: list[Callable[[], None]], last_offset: int) -> None:
+        """On the event loop: what a committed group changed in the lane index."""
+        for change in staged:
+            change()
+        self._last_offset = last_offset
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -516,11 +510,15 @@ def _create(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
 
 
-def _stored_last_offset(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0])
-
-
-_new_tuple = tuple.__new__
+def _stored_lanes(conn: sqlite3.Connection) -> tuple[int, Lanes]:
+    """The last offset and the lane index of what the database holds."""
+    last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
+    lanes = Lanes()
+    for first, organisations, kinds in conn.execute(
+        "SELECT first, organisations, kinds FROM segments ORDER BY first"
+    ):
+        lanes.add_stored(first, organisations, kinds)
+    return int(last), lanes
 
 
 def _lock(path: Path) -> IO[str]:
@@ -564,98 +562,6 @@ def _stream(row: tuple[Any, ...]) -> Stream:
         created_at=created,
         position=Position(offset, delivered, last_at, code, inflight),
     )
-
-
-class _Segment:
-    """The records of one organisation and kind in one append, ready to be stored once the
-    offsets of the append are known."""
-
-    __slots__ = ("body", "count", "indices", "kind", "organisation", "routing")
-
-    def __init__(
-        self, organisation: int, kind: Kind, indices: list[int], routing: bytes | None, body: bytes
-    ) -> None:
-        self.organisation = organisation
-        self.kind = kind
-        self.indices = indices  # positions in the append
-        self.count = len(indices)
-        self.routing = routing
-        self.body = body
-
-    def row(self, first: int, at: float) -> tuple[Any, ...]:
-        start, end = first + self.indices[0], first + self.indices[-1]
-        contiguous = end - start + 1 == self.count
-        offsets = None if contiguous else orjson.dumps([first + i for i in self.indices])
-        return (
-            self.organisation,
-            self.kind.value,
-            start,
-            end,
-            self.count,
-            at,
-            offsets,
-            self.routing,
-            self.body,
-        )
-
-
-def _segment(
-    organisation: int, kind: Kind, entries: Sequence[Entry], indices: list[int]
-) -> _Segment:
-    bodies = [entries[i].body for i in indices]
-    body = b"\n".join(bodies)
-    if body.count(b"\n") != len(bodies) - 1:  # it would split into more records on read
-        raise LogError("a record's bytes hold a raw newline: the log takes canonical JSON")
-    routing = None
-    if kind is Kind.EVENT:
-        routing = orjson.dumps([(entries[i].event_type, entries[i].alert) for i in indices])
-    return _Segment(organisation, kind, indices, routing, body)
-
-
-def _lane(kinds: Collection[Kind]) -> str:
-    """The SQL list of ``kinds`` (members of a closed enum, so safe to inline)."""
-    return ", ".join(f"'{kind.value}'" for kind in kinds)
-
-
-def _lane_rows(
-    conn: sqlite3.Connection, organisation: int, kind: Kind, after: int
-) -> Iterator[Row]:
-    """The lane's rows after ``after`` in offset order, read a segment at a time as they are
-    taken (the segments come in index order: no sort, so no copy of their bodies)."""
-    segments = conn.execute(_LANE, (organisation, kind.value, after))
-    for first, last, offsets, routing, body in segments:
-        yield from _rows(kind, organisation, first, last, offsets, routing, body, after)
-
-
-def _offsets(first: int, last: int, offsets: bytes | None) -> list[int]:
-    return list(range(first, last + 1)) if offsets is None else orjson.loads(offsets)
-
-
-def _rows(
-    kind: Kind,
-    organisation: int,
-    first: int,
-    last: int,
-    offsets: bytes | None,
-    routing: bytes | None,
-    body: bytes,
-    after: int,
-) -> list[Row]:
-    """The segment's rows after offset ``after``, built column-wise so the per-record work
-    stays in C: this is the delivery hot path."""
-    numbers = _offsets(first, last, offsets)
-    skip = bisect.bisect_right(numbers, after)
-    records = body.split(b"\n")[skip:]
-    numbers = numbers[skip:]
-    if routing is None:
-        event_types: Iterable[int | None] = repeat(None)
-        alerts: Iterable[int | None] = repeat(None)
-    else:
-        event_types, alerts = (
-            zip(*orjson.loads(routing)[skip:], strict=True) if records else ((), ())
-        )
-    columns = zip(numbers, repeat(kind), repeat(organisation), event_types, alerts, records)
-    return list(map(_new_tuple, repeat(Row), columns))
 
 
 def _offset(row: Row) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import streamer.log.segments as segments_module
 import streamer.log.sqlite as sqlite_module
 from schemas import Kind
 from streamer.log.base import (
@@ -115,17 +116,16 @@ async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteL
     ]
 
 
-async def test_a_lane_is_read_in_index_order_without_sorting_its_bodies(log: SqliteLog) -> None:
-    """A sort would copy every segment after the position, bodies and all, on each read."""
-    await log.append(entries(3))
-    plan = await log._read(
-        lambda conn: conn.execute(
-            f"EXPLAIN QUERY PLAN {sqlite_module._LANE}", (1, "usage", 0)
-        ).fetchall()
-    )
-    details = " ".join(str(step[-1]) for step in plan)
-    assert "segments_by_lane" in details
-    assert "TEMP B-TREE" not in details
+async def test_an_append_is_one_row_however_many_organisations_it_holds(log: SqliteLog) -> None:
+    spread = [Entry(Kind.USAGE, 1 + i % 300, None, None, b'{"i":%d}' % i) for i in range(500)]
+
+    await log.append(spread)
+
+    count = await log._read(lambda conn: conn.execute("SELECT count(*) FROM segments").fetchone())
+    assert count == (1,)
+    assert [row.body for row in await log.read(7, USAGE, 0, 10)] == [
+        entry.body for entry in spread if entry.organisation == 7
+    ]
 
 
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
@@ -153,12 +153,34 @@ def _mixed(index: int) -> Entry:
 
 @pytest.mark.parametrize("limit", [1, 4, 7, 1000])
 @pytest.mark.parametrize("kinds", [USAGE, EVENTS, BOTH], ids=["usage", "events", "both"])
+@pytest.mark.parametrize("held", ["in-memory", "in-the-database", "some-in-each"])
 async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order(
-    log: SqliteLog, kinds: tuple[Kind, ...], limit: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kinds: tuple[Kind, ...],
+    limit: int,
+    held: str,
 ) -> None:
+    """Records read from memory (the newest), from the database (after reopening, or older
+    than what memory keeps), or both in one read, are the same records."""
+    if held == "some-in-each":
+        monkeypatch.setattr(segments_module.Lanes, "warm_bytes", 4000)  # the newest 2 appends
+    log = await SqliteLog.open(tmp_path)
     mixed = [_mixed(i) for i in range(150)]
     for start in range(0, 150, 25):  # appends mixing organisations and kinds
         await log.append(mixed[start : start + 25])
+    if held == "in-the-database":
+        await log.aclose()
+        log = await SqliteLog.open(tmp_path)
+    try:
+        await _read_back_organisation_2(log, mixed, kinds, limit)
+    finally:
+        await log.aclose()
+
+
+async def _read_back_organisation_2(
+    log: SqliteLog, mixed: list[Entry], kinds: tuple[Kind, ...], limit: int
+) -> None:
     expected = [
         Row(i + 1, *entry)
         for i, entry in enumerate(mixed)
