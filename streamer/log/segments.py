@@ -9,19 +9,20 @@ The lane index (``Lanes``, in memory) lists the offsets of each lane's retained 
 lane: one organisation's records of one kind). A reader finds its records without reading
 anyone else's and counts what waits without reading at all. It takes 8 bytes per retained
 record and is rebuilt from the segments' organisation and kind columns when the log opens.
-The newest segments, up to ``Lanes.warm_bytes`` of records, also stay whole in memory
-(warm), so streams that keep up read without touching the database; a reader further behind
-reads from the database only its own records' bytes (``cold_rows``).
+The segments of the last ``Lanes.warm_secs``, up to ``Lanes.warm_bytes`` of records, also stay
+whole in memory (warm), so streams that keep up read without touching the database; a reader
+further behind reads from the database only its own records' bytes (``cold_rows``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from itertools import accumulate, count
 from typing import Any
 
 from schemas import Kind
@@ -59,7 +60,16 @@ def unpack(typecode: str, blob: bytes) -> array[int]:
 class Segment:
     """The records of one append; ``first`` is set once the append has its offsets."""
 
-    __slots__ = ("alerts", "body", "count", "ends", "event_types", "first", "lanes")
+    __slots__ = (
+        "alerts",
+        "body",
+        "count",
+        "ends",
+        "event_types",
+        "first",
+        "kinds",
+        "organisations",
+    )
 
     def __init__(self, entries: Sequence[Entry]) -> None:
         bodies = [entry.body for entry in entries]
@@ -70,7 +80,8 @@ class Segment:
         self.count = len(entries)
         self.body = body
         self.ends = [end + i for i, end in enumerate(accumulate(map(len, bodies)))]
-        self.lanes = [(entry.organisation, entry.kind) for entry in entries]
+        self.organisations = [entry.organisation for entry in entries]
+        self.kinds = bytes([_CODES[entry.kind] for entry in entries])
         self.event_types = [entry.event_type for entry in entries]
         self.alerts = [entry.alert for entry in entries]
 
@@ -79,8 +90,8 @@ class Segment:
         Nones only is ``None``)."""
         types, alerts = self.event_types, self.alerts
         return (
-            pack("q", (organisation for organisation, _ in self.lanes)),
-            bytes([_CODES[kind] for _, kind in self.lanes]),
+            pack("q", self.organisations),
+            self.kinds,
             None
             if types.count(None) == self.count
             else pack("q", (_NO_EVENT_TYPE if t is None else t for t in types)),
@@ -95,28 +106,34 @@ class Lanes:
     """The offsets of every lane's retained records, the offset range of every retained
     segment, and the warm segments. Touched by the event loop only."""
 
-    warm_bytes = 128 * 2**20
-    """Up to about this many bytes of the newest records stay in memory."""
+    warm_secs = 60.0
+    warm_bytes = 256 * 2**20
+    """The records appended in the last ``warm_secs`` stay in memory, up to about
+    ``warm_bytes`` of them."""
 
     def __init__(self) -> None:
         self._offsets: dict[Lane, array[int]] = {}
         self._firsts: array[int] = array("q")  # of the retained segments, in offset order
-        self._warm: dict[int, Segment] = {}  # by first offset, oldest first
+        self._warm: dict[int, tuple[Segment, float]] = {}  # by first offset, oldest first,
+        # with the monotonic time it was added
         self._warm_size = 0
 
     def add(self, segment: Segment) -> None:
         """A committed append."""
-        self._index(segment.first, segment.lanes)
-        self._warm[segment.first] = segment
+        self._index(segment.first, segment.organisations, segment.kinds)
+        now = time.monotonic()
+        self._warm[segment.first] = segment, now
         self._warm_size += _size(segment)
-        while self._warm_size > self.warm_bytes and len(self._warm) > 1:
-            oldest = next(iter(self._warm))
-            self._warm_size -= _size(self._warm.pop(oldest))
+        while True:
+            oldest, at = next(iter(self._warm.values()))
+            fits = self._warm_size <= self.warm_bytes and now - at <= self.warm_secs
+            if fits or oldest is segment:
+                break
+            self._cool(oldest.first)
 
     def add_stored(self, first: int, organisations: bytes, kinds: bytes) -> None:
         """A segment found in the database when it opens (in offset order)."""
-        lanes = zip(unpack("q", organisations), (_KINDS[code] for code in kinds), strict=True)
-        self._index(first, lanes)
+        self._index(first, unpack("q", organisations), kinds)
 
     def trim(self, keep_from: int) -> None:
         """Forget the segments before offset ``keep_from``."""
@@ -126,7 +143,7 @@ class Lanes:
             if not offsets:
                 del self._offsets[lane]
         for first in [first for first in self._warm if first < keep_from]:
-            self._warm_size -= _size(self._warm.pop(first))
+            self._cool(first)
 
     def oldest(self) -> int | None:
         """The first offset of the oldest retained segment."""
@@ -148,10 +165,14 @@ class Lanes:
         split = bisect_left(wanted, warm_from)
         return self._plan(wanted[:split]), self._warm_rows(lane, wanted[split:])
 
-    def _index(self, first: int, lanes: Iterable[Lane]) -> None:
+    def _cool(self, first: int) -> None:
+        self._warm_size -= _size(self._warm.pop(first)[0])
+
+    def _index(self, first: int, organisations: Iterable[int], kinds: bytes) -> None:
         self._firsts.append(first)
         index = self._offsets
-        for offset, lane in enumerate(lanes, first):
+        for offset, organisation, code in zip(count(first), organisations, kinds):
+            lane = organisation, _KINDS[code]
             offsets = index.get(lane)
             if offsets is None:
                 offsets = index[lane] = array("q")
@@ -183,7 +204,7 @@ class Lanes:
         for offset in offsets:
             if offset >= end:
                 first = firsts[bisect_right(firsts, offset) - 1]
-                segment = warm[first]
+                segment = warm[first][0]
                 end = first + segment.count
                 ends, body = segment.ends, segment.body
                 types, alerts = segment.event_types, segment.alerts

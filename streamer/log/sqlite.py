@@ -468,12 +468,9 @@ class SqliteLog:
             self._staged.clear()
             failure = _log_error(exc)
             results = [(future, None, failure) for _, future in group]
-        loop = group[0][1].get_loop()
-        if self._staged:  # readers see the group's records before their appends return
-            staged, self._staged = self._staged, []
-            loop.call_soon_threadsafe(self._publish, staged, self._next_offset - 1)
-        for future, value, error in results:
-            loop.call_soon_threadsafe(_settle, future, value, error)
+        staged, self._staged = self._staged, []
+        last_offset = self._next_offset - 1
+        group[0][1].get_loop().call_soon_threadsafe(self._publish, staged, last_offset, results)
 
     def _run(
         self, conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]
@@ -491,11 +488,20 @@ class SqliteLog:
             return future, None, _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
         return future, value, None
 
-    def _publish(self, staged: list[Callable[[], None]], last_offset: int) -> None:
-        """On the event loop: what a committed group changed in the lane index."""
+    def _publish(
+        self,
+        staged: list[Callable[[], None]],
+        last_offset: int,
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+    ) -> None:
+        """On the event loop (one wake-up per group): what a committed group changed in the
+        lane index, then the answers of its jobs (readers see an append's records before it
+        returns)."""
         for change in staged:
             change()
         self._last_offset = last_offset
+        for future, value, error in results:
+            _settle(future, value, error)
 
 
 def _create(conn: sqlite3.Connection) -> None:
