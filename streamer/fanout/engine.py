@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 
 import structlog
 
@@ -36,6 +37,7 @@ __all__ = ["ConnectorFactory", "Fanout", "StreamConflict"]
 ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
 """Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
 _log = structlog.get_logger("streamer.fanout")
+_organisation = attrgetter("organisation")
 
 
 class StreamConflict(Exception):
@@ -86,7 +88,7 @@ class Fanout:
     def notify(self, entries: Sequence[Entry]) -> None:
         """``entries`` were appended: tell the workers of their organisations."""
         self._quiet.appended()
-        for organisation, count in Counter(entry.organisation for entry in entries).items():
+        for organisation, count in Counter(map(_organisation, entries)).items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
 

@@ -69,6 +69,7 @@ class Segment:
         "first",
         "kinds",
         "organisations",
+        "starts",
     )
 
     def __init__(self, entries: Sequence[Entry]) -> None:
@@ -80,6 +81,7 @@ class Segment:
         self.count = len(entries)
         self.body = body
         self.ends = [end + i for i, end in enumerate(accumulate(map(len, bodies)))]
+        self.starts = [end - len(body) for end, body in zip(self.ends, bodies, strict=True)]
         self.organisations = [entry.organisation for entry in entries]
         self.kinds = bytes([_CODES[entry.kind] for entry in entries])
         self.event_types = [entry.event_type for entry in entries]
@@ -197,20 +199,15 @@ class Lanes:
         firsts, warm = self._firsts, self._warm
         rows: list[Row] = []
         first = end = -1
-        ends: list[int] = []
-        types: list[int | None] = []
-        alerts: list[int | None] = []
-        body = b""
         for offset in offsets:
             if offset >= end:
                 first = firsts[bisect_right(firsts, offset) - 1]
                 segment = warm[first][0]
                 end = first + segment.count
-                ends, body = segment.ends, segment.body
+                starts, ends, body = segment.starts, segment.ends, segment.body
                 types, alerts = segment.event_types, segment.alerts
             i = offset - first
-            start = ends[i - 1] + 1 if i else 0
-            values = (offset, kind, organisation, types[i], alerts[i], body[start : ends[i]])
+            values = (offset, kind, organisation, types[i], alerts[i], body[starts[i] : ends[i]])
             rows.append(_new_tuple(Row, values))
         return rows
 
