@@ -199,6 +199,10 @@ class StreamWorker:
         self._lane = Lane(stream.organisation, stream.spec.kinds)
         self._selected = selector(stream.spec)
         self._label = str(stream.id)
+        # the series every batch moves, looked up once
+        self._delivered = metrics.delivered.labels(self._label)
+        self._pending = metrics.pending.labels(self._label)
+        self._batch_seconds = metrics.batch_seconds.labels(self._label)
         self._wake = asyncio.Event()
         self._arrived = 0  # records of the organisation appended since the last read
         self._wanted = 1  # how many of them wake the worker
@@ -432,7 +436,7 @@ class StreamWorker:
                 self._fail_fast = False  # something went through: not a failure to deliver
             if not result.retry:
                 elapsed = time.monotonic() - started
-                self._metrics.batch_seconds.labels(self._label).observe(elapsed)
+                self._batch_seconds.observe(elapsed)
                 if tries.count:
                     _log.info("stream recovered", stream=self.stream.id, retries=tries.count)
                 return result, rejected
@@ -510,7 +514,7 @@ class StreamWorker:
             last_result_code=result.http_status,
         )
         self._note_last_ids(batch.rows, {row.offset for row, _ in rejected})
-        self._metrics.delivered.labels(self._label).inc(delivered)
+        self._delivered.inc(delivered)
         self._report_pending()
         if self._initialised is not None and batch.rows:  # the destination answered
             await self._initialised()  # a failed write is tried again with the next batch
@@ -555,7 +559,7 @@ class StreamWorker:
 
     def _report_pending(self) -> None:
         pending = self._log.last_offset - self.stream.position.offset
-        self._metrics.pending.labels(self._label).set(pending)
+        self._pending.set(pending)
 
     async def _commit(self, position: Position) -> None:
         if self._committing is not None:
