@@ -47,7 +47,12 @@ _SESSIONS = web.AppKey("http sessions", Sessions)  # the destinations' shared cl
 
 
 async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
-    return await SqliteLog.open(settings.data_dir, settings.sync, exclusive=service)
+    return await SqliteLog.open(
+        settings.data_dir,
+        settings.sync,
+        exclusive=service,
+        memory_bytes=settings.log_memory_mib * 2**20,
+    )
 
 
 async def open_store(settings: Settings) -> Store:

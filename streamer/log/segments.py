@@ -9,8 +9,8 @@ The lane index (``Lanes``, in memory) lists the offsets of each lane's retained 
 lane: one organisation's records of one kind). A reader finds its records without reading
 anyone else's and counts what waits without reading at all. It takes 8 bytes per retained
 record and is rebuilt from the segments' organisation and kind columns when the log opens.
-The segments of the last ``Lanes.warm_secs``, up to ``Lanes.warm_bytes`` of records, also stay
-whole in memory (warm), so streams that keep up read without touching the database; a reader
+The segments of the last minute, up to a number of bytes of records, also stay whole in memory
+(warm), so streams that keep up read without touching the database; a reader
 further behind reads from the database only its own records' bytes (``cold_rows``).
 """
 
@@ -108,12 +108,11 @@ class Lanes:
     """The offsets of every lane's retained records, the offset range of every retained
     segment, and the warm segments. Touched by the event loop only."""
 
-    warm_secs = 60.0
-    warm_bytes = 256 * 2**20
-    """The records appended in the last ``warm_secs`` stay in memory, up to about
-    ``warm_bytes`` of them."""
-
-    def __init__(self) -> None:
+    def __init__(self, warm_bytes: int, warm_secs: float = 60.0) -> None:
+        """The records appended in the last ``warm_secs`` stay in memory, up to about
+        ``warm_bytes`` of them (the newest append always)."""
+        self.warm_bytes = warm_bytes
+        self.warm_secs = warm_secs
         self._offsets: dict[Lane, array[int]] = {}
         self._firsts: array[int] = array("q")  # of the retained segments, in offset order
         self._warm: dict[int, tuple[Segment, float]] = {}  # by first offset, oldest first,

@@ -4,15 +4,14 @@ the record ``Log`` and the ``Store``.
 The event loop never touches the disk. All writes go to one writer thread that owns the write
 connection and commits whatever has queued up in one transaction (group commit): many ingest
 requests share one fsync, and each request still gets its answer only after that commit. Every
-job runs in its own savepoint, so one failing job does not undo the others. Reads run on a
-small pool of reader threads with their own connections; WAL lets them read while the writer
-writes.
+job runs in its own savepoint, so one failing job does not undo the others. A committed group
+reaches the event loop in one call: its changes to the lane index first, then its answers.
+Reads of records older than what memory keeps, and of the store, run on a small pool of reader
+threads with their own connections; WAL lets them read while the writer writes.
 
-Records are stored as segments: one row per (append, organisation, kind) holding the canonical
-bytes of those records joined by newlines (canonical JSON holds no raw newline), their offsets
-and, for events, their event types and alert flags. An ingest request of 500 records of one
-organisation costs one row, and a reader of one organisation finds its segments through the
-index on (organisation, kind, last offset) without reading anyone else's records.
+Records are stored as segments (``streamer.log.segments``): one row per append, whatever the
+organisations it holds. A reader of one organisation finds its records through the lane index
+in memory and reads the newest from memory, without reading anyone else's records.
 """
 
 from __future__ import annotations
@@ -117,7 +116,7 @@ _STREAM_COLUMNS = (
 class SqliteLog:
     """The ``Log`` on SQLite. Open with ``await SqliteLog.open(data_dir)``."""
 
-    def __init__(self, path: Path, sync: str) -> None:
+    def __init__(self, path: Path, sync: str, memory_bytes: int) -> None:
         self._path = path
         self._lock: IO[str] | None = None
         self._sync = sync
@@ -126,14 +125,19 @@ class SqliteLog:
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._last_offset = 0  # committed and published: what readers can see
-        self._lanes = Lanes()  # the event loop's, like _last_offset
+        self._lanes = Lanes(memory_bytes)  # the event loop's, like _last_offset
         self._next_offset = 1  # the writer thread's: what the next append gets
         self._staged: list[Callable[[], None]] = []  # the writer thread's: to publish on commit
         self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
 
     @classmethod
     async def open(
-        cls, data_dir: Path, sync: str = "full", *, exclusive: bool = False
+        cls,
+        data_dir: Path,
+        sync: str = "full",
+        *,
+        exclusive: bool = False,
+        memory_bytes: int = 256 * 2**20,
     ) -> SqliteLog:
         """Open (or create) the log in ``data_dir``. ``exclusive``: this process is the one
         that appends records (the service); a second such process on the same directory is
@@ -143,12 +147,12 @@ class SqliteLog:
         # destination secrets live in the database: owner-only (SQLite gives its -wal and
         # -shm files the database file's mode)
         (data_dir / "streamer.db").touch(mode=0o600, exist_ok=True)
-        log = cls(data_dir / "streamer.db", sync)
+        log = cls(data_dir / "streamer.db", sync, memory_bytes)
         if exclusive:
             log._lock = _lock(data_dir / "streamer.lock")
         log._writer.start()
         try:
-            log._last_offset, log._lanes = await log._write(_stored_lanes)
+            log._last_offset, log._lanes = await log._write(partial(_stored_lanes, memory_bytes))
         except BaseException:
             await log.aclose()
             raise
@@ -516,10 +520,10 @@ def _create(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
 
 
-def _stored_lanes(conn: sqlite3.Connection) -> tuple[int, Lanes]:
+def _stored_lanes(memory_bytes: int, conn: sqlite3.Connection) -> tuple[int, Lanes]:
     """The last offset and the lane index of what the database holds."""
     last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
-    lanes = Lanes()
+    lanes = Lanes(memory_bytes)
     for first, organisations, kinds in conn.execute(
         "SELECT first, organisations, kinds FROM segments ORDER BY first"
     ):

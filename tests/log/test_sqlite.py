@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-import streamer.log.segments as segments_module
 import streamer.log.sqlite as sqlite_module
 from schemas import Kind
 from streamer.log.base import (
@@ -156,16 +155,14 @@ def _mixed(index: int) -> Entry:
 @pytest.mark.parametrize("held", ["in-memory", "in-the-database", "some-in-each"])
 async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     kinds: tuple[Kind, ...],
     limit: int,
     held: str,
 ) -> None:
     """Records read from memory (the newest), from the database (after reopening, or older
     than what memory keeps), or both in one read, are the same records."""
-    if held == "some-in-each":
-        monkeypatch.setattr(segments_module.Lanes, "warm_bytes", 4000)  # the newest 2 appends
-    log = await SqliteLog.open(tmp_path)
+    memory = 4000 if held == "some-in-each" else 2**20  # 4000: the newest 2 appends
+    log = await SqliteLog.open(tmp_path, memory_bytes=memory)
     mixed = [_mixed(i) for i in range(150)]
     for start in range(0, 150, 25):  # appends mixing organisations and kinds
         await log.append(mixed[start : start + 25])
