@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -131,10 +130,6 @@ async def _receiving_middleware(request: web.Request, handler: Handler) -> web.S
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.fanout.start()
-    # What start-up made (modules, schemas, the loaded streams) lives as long as the service:
-    # out of the cyclic collector's way, so its full passes walk only what came later (with
-    # thousands of streams' records in flight they were a large share of the service's CPU).
-    gc.freeze()
     background = [
         asyncio.create_task(_trim(services), name="retention"),
         asyncio.create_task(
