@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter
@@ -218,9 +218,7 @@ class Fanout:
             if connector.linger_secs is None
             else connector.linger_secs,
             fail_fast=fail_fast,
-            initialised=partial(self._set_status, stream, StreamStatus.RUNNING)
-            if fail_fast
-            else None,
+            initialised=partial(self._running, stream) if fail_fast else None,
         )
         self._listening[stream.organisation].add(worker)
         task = asyncio.create_task(self._run(worker), name=f"stream-{stream.id}")
@@ -274,6 +272,13 @@ class Fanout:
             _log.error("storing a stream's Error failed", stream=stream.id, error=str(exc))
             stream.status, stream.error = StreamStatus.ERROR, failure
             self._metrics.status.labels(str(stream.id)).set(StreamStatus.ERROR)
+
+    def _running(self, stream: Stream) -> Awaitable[None]:
+        """Show a new or restarted stream Running at once (its destination acknowledged its
+        first batch); the returned write stores that."""
+        stream.status, stream.error = StreamStatus.RUNNING, None
+        self._metrics.status.labels(str(stream.id)).set(StreamStatus.RUNNING)
+        return self._store.set_status(stream.id, StreamStatus.RUNNING, None)
 
     async def _set_status(
         self, stream: Stream, status: StreamStatus, error: StreamError | None = None

@@ -182,8 +182,9 @@ class StreamWorker:
         initialised: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``quiet``: send a partial batch once the log is quiet (``None``: only after
-        ``max_wait_secs``). ``initialised``: called once, after the first acknowledged batch
-        (the engine then shows a new or restarted stream as Running, no longer Pending)."""
+        ``max_wait_secs``). ``initialised``: called once the first batch is acknowledged, before
+        the position shows it (the engine shows a new or restarted stream as Running at once,
+        no longer Pending; the awaitable it returns stores that)."""
         self.stream = stream
         self.connector = connector
         self._log = log
@@ -507,6 +508,9 @@ class StreamWorker:
         else:
             position = replace(position, offset=batch.upto, inflight=None)
         delivered = len(batch.rows) + len(batch.unrendered) - len(rejected)
+        running = None
+        if self._initialised is not None and batch.rows:  # the destination answered
+            running = self._initialised()
         self.stream.position = replace(
             position,
             delivered=position.delivered + delivered,
@@ -516,8 +520,8 @@ class StreamWorker:
         self._note_last_ids(batch.rows, {row.offset for row, _ in rejected})
         self._delivered.inc(delivered)
         self._report_pending()
-        if self._initialised is not None and batch.rows:  # the destination answered
-            await self._initialised()  # a failed write is tried again with the next batch
+        if running is not None:
+            await running  # a failed write is tried again with the next batch
             self._initialised = None
         await self._commit_behind()
 
