@@ -216,12 +216,16 @@ def _size(segment: Segment) -> int:
     return len(segment.body) + 64 * segment.count
 
 
-def cold_rows(conn: sqlite3.Connection, lane: Lane, plan: Plan) -> list[Row]:
-    """The rows of ``plan`` read from the database: per segment its small columns and, of its
-    bytes, only those of the lane's records (a segment trimmed meanwhile gives none)."""
-    organisation, kind = lane
-    rows: list[Row] = []
-    for first, offsets in plan:
+def cold_rows(conn: sqlite3.Connection, reads: Sequence[tuple[Lane, Plan]]) -> list[list[Row]]:
+    """The rows of each of ``reads`` (a lane and its plan) from the database. Each segment is
+    read once for all of them: its small columns and, of its bytes, all of them when the reads
+    want many of its records, else only those (a segment trimmed meanwhile gives none)."""
+    wanted: dict[int, list[tuple[int, list[int]]]] = {}
+    for index, (_, plan) in enumerate(reads):
+        for first, offsets in plan:
+            wanted.setdefault(first, []).append((index, offsets))
+    found: list[list[Row]] = [[] for _ in reads]
+    for first in sorted(wanted):
         stored = conn.execute(
             "SELECT count, event_types, alerts, ends FROM segments WHERE first = ?", (first,)
         ).fetchone()
@@ -229,14 +233,17 @@ def cold_rows(conn: sqlite3.Connection, lane: Lane, plan: Plan) -> list[Row]:
             continue
         count, types, alerts, ends = _cold_columns(*stored)
         with conn.blobopen("segments", "body", first, readonly=True) as blob:
-            whole = blob.read() if len(offsets) * 8 >= count else None
-            for offset in offsets:
-                i = offset - first
-                start = ends[i - 1] + 1 if i else 0
-                body = blob[start : ends[i]] if whole is None else whole[start : ends[i]]
-                values = (offset, kind, organisation, types(i), alerts(i), body)
-                rows.append(_new_tuple(Row, values))
-    return rows
+            many = sum(len(offsets) for _, offsets in wanted[first]) * 8 >= count
+            source = blob.read() if many else blob
+            for index, offsets in wanted[first]:
+                organisation, kind = reads[index][0]
+                rows = found[index]
+                for offset in offsets:
+                    i = offset - first
+                    body = source[ends[i - 1] + 1 if i else 0 : ends[i]]
+                    values = (offset, kind, organisation, types(i), alerts(i), body)
+                    rows.append(_new_tuple(Row, values))
+    return found
 
 
 def _cold_columns(

@@ -46,7 +46,7 @@ from streamer.log.base import (
     StreamStatus,
     TokenRow,
 )
-from streamer.log.segments import Lanes, Segment, cold_rows
+from streamer.log.segments import Lane, Lanes, Plan, Segment, cold_rows
 from streamer.spec import StreamSpec
 
 __all__ = ["SqliteLog"]
@@ -126,6 +126,8 @@ class SqliteLog:
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._last_offset = 0  # committed and published: what readers can see
         self._lanes = Lanes(memory_bytes)  # the event loop's, like _last_offset
+        self._cold: list[tuple[Lane, Plan, asyncio.Future[list[Row]]]] = []  # reads waiting
+        self._cold_reader: asyncio.Future[None] | None = None
         self._next_offset = 1  # the writer thread's: what the next append gets
         self._staged: list[Callable[[], None]] = []  # the writer thread's: to publish on commit
         self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
@@ -190,12 +192,38 @@ class SqliteLog:
         lanes = [(organisation, kind) for kind in kinds]
         found = [self._lanes.read(lane, after, limit) for lane in lanes]
         rows = [
-            await self._read(partial(cold_rows, lane=lane, plan=plan)) + warm if plan else warm
+            await self._cold_rows(lane, plan) + warm if plan else warm
             for lane, (plan, warm) in zip(lanes, found, strict=True)
         ]
         if len(rows) == 1:
             return rows[0]
         return list(islice(heapq.merge(*rows, key=_offset), limit))
+
+    async def _cold_rows(self, lane: Lane, plan: Plan) -> list[Row]:
+        """Rows older than what memory keeps. Reads that wait while one is under way go
+        together, so streams that fell behind together read each segment once."""
+        future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        self._cold.append((lane, plan, future))
+        if self._cold_reader is None:
+            self._cold_reader = asyncio.ensure_future(self._read_cold())
+        return await future
+
+    async def _read_cold(self) -> None:
+        try:
+            while self._cold:
+                reads, self._cold = self._cold, []
+                try:
+                    found = await self._read(
+                        partial(cold_rows, reads=[(lane, plan) for lane, plan, _ in reads])
+                    )
+                except Exception as exc:  # every read of the group gets the reason
+                    for _, _, future in reads:
+                        _settle(future, None, exc)
+                    continue
+                for (_, _, future), rows in zip(reads, found, strict=True):
+                    _settle(future, rows, None)
+        finally:
+            self._cold_reader = None
 
     async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
         return sum(self._lanes.count_after((organisation, kind), after) for kind in kinds)

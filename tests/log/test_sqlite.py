@@ -197,6 +197,38 @@ async def _read_back_organisation_2(
     assert await log.pending(2, kinds, middle) == sum(r.offset > middle for r in expected)
 
 
+async def test_reads_from_the_database_at_once_each_get_their_own_records(
+    tmp_path: Path,
+) -> None:
+    """Streams that fell behind together read together: each segment is read once for all of
+    them, and each read gets exactly its lane's records."""
+    log = await SqliteLog.open(tmp_path)
+    mixed = [_mixed(i) for i in range(300)]
+    for start in range(0, 300, 30):
+        await log.append(mixed[start : start + 30])
+    await log.aclose()
+    log = await SqliteLog.open(tmp_path)
+    try:
+        reads = [
+            (o, kinds, after)
+            for o in (1, 2, 3)
+            for kinds in (USAGE, EVENTS, BOTH)
+            for after in (0, 150)
+        ]
+
+        found = await asyncio.gather(*(log.read(o, kinds, after, 40) for o, kinds, after in reads))
+
+        for (organisation, kinds, after), rows in zip(reads, found, strict=True):
+            expected = [
+                Row(i + 1, *entry)
+                for i, entry in enumerate(mixed)
+                if entry.organisation == organisation and entry.kind in kinds and i + 1 > after
+            ]
+            assert rows == expected[:40]
+    finally:
+        await log.aclose()
+
+
 async def test_an_empty_append_stores_nothing(log: SqliteLog) -> None:
     await log.append(entries(2))
 
