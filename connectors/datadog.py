@@ -48,10 +48,11 @@ import orjson
 
 from connectors.base import Batch, FatalError, Rendering, RetryableError, SendResult
 from connectors.http import (
+    Client,
+    Sessions,
     check_destination,
     error_for_exception,
     error_for_status,
-    new_session,
     post_within_origin,
 )
 from schemas import MalformedRecord, Version, loads
@@ -145,6 +146,8 @@ class DatadogConfig:
     allow_private: bool = False
     timeout_secs: float = 30.0
     service: str = "streamer"
+    sessions: Sessions | None = field(default=None, repr=False, compare=False)
+    """Client sessions shared with other connectors (``None``: one of its own)."""
 
     @property
     def series_url(self) -> str:
@@ -229,7 +232,7 @@ class Datadog:
         self.max_batch = MAX_LOG_ENTRIES
         self.linger_secs: float | None = None
         self.stable_batches = False
-        self._session: aiohttp.ClientSession | None = None
+        self._client = Client(config.allow_private, config.timeout_secs, config.sessions)
         self._series = _Api(
             "series",
             config.series_url,
@@ -290,9 +293,7 @@ class Datadog:
             raise error_for_exception(exc) from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
 
     # --- records to request entries -----------------------------------------------------
 
@@ -440,11 +441,6 @@ class Datadog:
             raise FatalError(f"invalid API key: Datadog answered {status} to DD-API-KEY", status)
         text = detail.decode(errors="replace").strip().replace(self.config.api_key, "****")
         raise error_for_status(status, headers, text)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = new_session(self.config.allow_private, self.config.timeout_secs)
-        return self._session
 
 
 # --- helpers ---------------------------------------------------------------------------------

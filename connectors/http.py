@@ -20,8 +20,10 @@ from connectors.base import DeliveryError, DestinationMissing, FatalError, Retry
 
 __all__ = [
     "Answer",
+    "Client",
     "GuardedResolver",
     "PrivateDestinationError",
+    "Sessions",
     "check_destination",
     "error_for_exception",
     "error_for_status",
@@ -101,14 +103,60 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def new_session(allow_private: bool, timeout_secs: float) -> aiohttp.ClientSession:
-    """A client session with verified TLS, the address guard and a total timeout per request."""
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), limit=8)
+def new_session(allow_private: bool, timeout_secs: float, limit: int = 8) -> aiohttp.ClientSession:
+    """A client session with verified TLS, the address guard, a total timeout per request and
+    at most ``limit`` connections (0: no limit)."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), limit=limit)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_secs),
         auto_decompress=True,
     )
+
+
+class Sessions:
+    """Client sessions shared by the HTTP connectors of a service, one per setting of the
+    address guard and timeout: the streams that send to one host reuse its keep-alive
+    connections instead of each opening its own. No limit on connections, so a stream never
+    waits for a connection another stream's slow destination holds. Closed by their owner."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[bool, float], aiohttp.ClientSession] = {}
+
+    def get(self, allow_private: bool, timeout_secs: float) -> aiohttp.ClientSession:
+        key = (allow_private, timeout_secs)
+        session = self._open.get(key)
+        if session is None or session.closed:
+            session = self._open[key] = new_session(allow_private, timeout_secs, limit=0)
+        return session
+
+    async def aclose(self) -> None:
+        sessions, self._open = list(self._open.values()), {}
+        for session in sessions:
+            await session.close()
+
+
+class Client:
+    """A connector's client session, made on first use: the shared one of ``sessions``, or
+    one of its own (closed by ``aclose``)."""
+
+    def __init__(self, allow_private: bool, timeout_secs: float, sessions: Sessions | None) -> None:
+        self._allow_private = allow_private
+        self._timeout = timeout_secs
+        self._sessions = sessions
+        self._own: aiohttp.ClientSession | None = None
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self._sessions is not None:
+            return self._sessions.get(self._allow_private, self._timeout)
+        if self._own is None:
+            self._own = new_session(self._allow_private, self._timeout)
+        return self._own
+
+    async def aclose(self) -> None:
+        if self._own is not None:
+            await self._own.close()
+            self._own = None
 
 
 def retry_after(value: str | None) -> float | None:

@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
 
-import aiohttp
-
 from connectors.base import Batch, FatalError, Rendering, RetryableError, SendResult
 from connectors.http import (
+    Client,
+    Sessions,
     check_destination,
     error_for_status,
-    new_session,
     post_within_origin,
 )
 from schemas import MalformedRecord, Shape, Version, loads
@@ -62,6 +61,8 @@ class KeenConfig:
     base_url: str = DEFAULT_BASE_URL
     allow_private: bool = False
     timeout_secs: float = 30.0
+    sessions: Sessions | None = field(default=None, repr=False, compare=False)
+    """Client sessions shared with other connectors (``None``: one of its own)."""
 
     @property
     def events_url(self) -> str:
@@ -107,7 +108,7 @@ class Keen:
         self.max_batch = config.size
         self.linger_secs: float | None = None
         self.stable_batches = False
-        self._session: aiohttp.ClientSession | None = None
+        self._client = Client(config.allow_private, config.timeout_secs, config.sessions)
         self._prefix = b"{" + to_json(config.collection_name) + b":["
 
     async def send(self, batch: Batch) -> SendResult:
@@ -131,9 +132,7 @@ class Keen:
         """Keen has no side-effect-free check of a write key; the first send is the check."""
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
 
     async def _post_chunk(self, chunk: Sequence[Entry], progress: _Progress) -> None:
         """Send one request, in halves while Keen answers 413, and sort its per-event results."""
@@ -190,11 +189,6 @@ class Keen:
         raise error_for_status(
             status, answer.headers, detail.replace(self.config.write_key, "****")
         )
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = new_session(self.config.allow_private, self.config.timeout_secs)
-        return self._session
 
 
 def _error(result: dict[str, Any]) -> tuple[str, str]:

@@ -24,7 +24,13 @@ import aiohttp
 from multidict import CIMultiDict
 
 from connectors.base import Batch, FatalError, Rendering, SendResult
-from connectors.http import check_destination, error_for_exception, error_for_status, new_session
+from connectors.http import (
+    Client,
+    Sessions,
+    check_destination,
+    error_for_exception,
+    error_for_status,
+)
 from schemas import Version
 
 __all__ = ["Webhook", "WebhookConfig"]
@@ -42,6 +48,8 @@ class WebhookConfig:
     signing_secret: str | None = field(default=None, repr=False)
     allow_private: bool = False
     timeout_secs: float = 30.0
+    sessions: Sessions | None = field(default=None, repr=False, compare=False)
+    """Client sessions shared with other connectors (``None``: one of its own)."""
 
     def build(self) -> Webhook:
         """Check the destination and return the connector (``PrivateDestinationError``).
@@ -59,7 +67,7 @@ class Webhook:
         self.max_batch = config.size
         self.linger_secs: float | None = None
         self.stable_batches = False
-        self._session: aiohttp.ClientSession | None = None
+        self._client = Client(config.allow_private, config.timeout_secs, config.sessions)
         self._custom = CIMultiDict(config.headers)
         self._standard = CIMultiDict(
             {
@@ -112,14 +120,7 @@ class Webhook:
         """A webhook has no side-effect-free probe; the first send is the check (fail fast)."""
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = new_session(self.config.allow_private, self.config.timeout_secs)
-        return self._session
+        await self._client.aclose()
 
     def _signature(self, message_id: str, body: bytes) -> dict[str, str]:
         """Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``."""

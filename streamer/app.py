@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from connectors.http import Sessions
 from streamer.activity import log_summaries
 from streamer.api import api_callback, authenticate, health, ingest, legacy, openapi, streams
 from streamer.api import tokens as token_api
@@ -41,10 +42,16 @@ __all__ = ["create_app", "open_store"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
+_SESSIONS = web.AppKey("http sessions", Sessions)  # the destinations' shared client sessions
 
 
 async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
-    return await SqliteLog.open(settings.data_dir, settings.sync, exclusive=service)
+    return await SqliteLog.open(
+        settings.data_dir,
+        settings.sync,
+        exclusive=service,
+        memory_bytes=settings.log_memory_mib * 2**20,
+    )
 
 
 async def open_store(settings: Settings) -> Store:
@@ -77,10 +84,11 @@ async def create_app(settings: Settings) -> web.Application:
     if settings.bootstrap_token is not None:
         await tokens.ensure(settings.bootstrap_token.get_secret_value(), "admin", "bootstrap")
     policy = RetryPolicy(settings.retry_max_secs, settings.retry_base_secs, settings.retry_cap_secs)
+    sessions = Sessions()
     fanout = Fanout(
         log,
         store,
-        connector_factory(settings),
+        connector_factory(settings, sessions),
         policy=policy,
         metrics=metrics,
         linger_secs=settings.linger_ms / 1000,
@@ -92,6 +100,7 @@ async def create_app(settings: Settings) -> web.Application:
     )
     budget = IngestBudget(settings.max_inflight_ingest_bytes)
     app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers, budget)
+    app[_SESSIONS] = sessions
     app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [
@@ -136,6 +145,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await task
     await services.readers.close(budget.close_secs())
     await services.fanout.stop(budget.delivery_drain_secs())
+    await app[_SESSIONS].aclose()
     await services.store.aclose()
     await services.log.aclose()
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     s3_kms_key_id: str | None = None
     keenio_url: str | None = None
     retention_days: float = Field(7.0, gt=0)
+    log_memory_mib: int = Field(256, ge=0)
+    """The records of the last minute stay in memory for the streams that keep up, at most
+    about this many MiB of them."""
     sync: Literal["full", "normal"] = "full"
     """``full``: a 202 survives power loss (fsync per commit group); ``normal``: a crash."""
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)

@@ -10,12 +10,12 @@ secrets (a receiver's error reply may echo a header value back).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connectors.base import Batch, Connector, DeliveryError, SendResult
 from connectors.datadog import DatadogConfig
-from connectors.http import PrivateDestinationError
+from connectors.http import PrivateDestinationError, Sessions
 from connectors.keenio import DEFAULT_BASE_URL as KEEN_URL
 from connectors.keenio import KeenConfig
 from connectors.kinesis import KinesisConfig
@@ -28,14 +28,24 @@ from streamer.spec import StreamSpec
 
 __all__ = ["connector_factory"]
 
-Builder = Callable[[dict[str, Any], dict[str, Any], Settings], Connector]
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    """What destinations take from the service: its settings and its HTTP client sessions."""
+
+    settings: Settings
+    sessions: Sessions
 
 
-def _http(settings: Settings) -> dict[str, Any]:
-    """What every HTTP destination takes from the service's settings."""
+Builder = Callable[[dict[str, Any], dict[str, Any], _Service], Connector]
+
+
+def _http(service: _Service) -> dict[str, Any]:
+    """What every HTTP destination takes from the service."""
     return {
-        "allow_private": settings.allow_private_destinations,
-        "timeout_secs": settings.request_timeout_secs,
+        "allow_private": service.settings.allow_private_destinations,
+        "timeout_secs": service.settings.request_timeout_secs,
+        "sessions": service.sessions,
     }
 
 
@@ -50,7 +60,7 @@ def _aws(spec: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _webhook(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+def _webhook(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
     headers = tuple(
         (name.strip(), value.strip())
         for name, _, value in (h.partition(":") for h in credentials.get("headers") or ())
@@ -62,39 +72,39 @@ def _webhook(spec: dict[str, Any], credentials: dict[str, Any], settings: Settin
         headers=headers,
         size=credentials.get("size", 3000),
         signing_secret=credentials.get("signing_secret"),
-        **_http(settings),
+        **_http(service),
     ).build()
 
 
-def _datadog(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+def _datadog(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
     return DatadogConfig(
         api_key=credentials["api_key"],
         region=credentials.get("region", "US"),
-        base_url=settings.datadog_url,
-        **_http(settings),
+        base_url=service.settings.datadog_url,
+        **_http(service),
     ).build()
 
 
-def _keen(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+def _keen(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
     return KeenConfig(
         project_id=credentials["project_id"],
         write_key=credentials["write_key"],
         collection_name=credentials["collection_name"],
         version=Version(spec["format_version"]),
         size=credentials.get("size", 3000),
-        base_url=settings.keenio_url or KEEN_URL,
-        **_http(settings),
+        base_url=service.settings.keenio_url or KEEN_URL,
+        **_http(service),
     ).build()
 
 
-def _kinesis(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+def _kinesis(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
     return KinesisConfig(
         stream_name=credentials["stream_name"],
         **_aws(spec, credentials),
     ).build()
 
 
-def _s3(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -> Connector:
+def _s3(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
     return S3Config(
         bucket_name=credentials["bucket_name"],
         **_aws(spec, credentials),
@@ -102,8 +112,8 @@ def _s3(spec: dict[str, Any], credentials: dict[str, Any], settings: Settings) -
         rotate_interval_ms=credentials.get("rotate_interval", 10000),
         key_prefix=credentials.get("key_prefix", ""),
         compression=credentials.get("compression", "none"),
-        server_side_encryption=settings.s3_server_side_encryption,
-        kms_key_id=settings.s3_kms_key_id,
+        server_side_encryption=service.settings.s3_server_side_encryption,
+        kms_key_id=service.settings.s3_kms_key_id,
     ).build()
 
 
@@ -153,9 +163,12 @@ class _Redacting:
         error.args = (error.message,)
 
 
-def connector_factory(settings: Settings) -> Callable[[StreamSpec, int | None], Connector]:
+def connector_factory(
+    settings: Settings, sessions: Sessions
+) -> Callable[[StreamSpec, int | None], Connector]:
     """Build a stream's connector from its definition and id (``None``: not stored yet);
-    ``ValueError`` says why it cannot be."""
+    ``ValueError`` says why it cannot be. HTTP destinations send through ``sessions``."""
+    service = _Service(settings, sessions)
 
     def build(stream: StreamSpec, stream_id: int | None) -> Connector:
         spec = stream.model_dump(mode="json")
@@ -167,7 +180,7 @@ def connector_factory(settings: Settings) -> Callable[[StreamSpec, int | None], 
             raise ValueError(f"connection type {destination['connection_type']} is not supported")
         secrets = secret_values(destination["credentials"])
         try:
-            connector = builder(spec, destination["credentials"], settings)
+            connector = builder(spec, destination["credentials"], service)
         except PrivateDestinationError as exc:
             raise ValueError(
                 redact(

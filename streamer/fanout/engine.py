@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 
 import structlog
 
@@ -36,6 +37,7 @@ __all__ = ["ConnectorFactory", "Fanout", "StreamConflict"]
 ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
 """Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
 _log = structlog.get_logger("streamer.fanout")
+_organisation = attrgetter("organisation")
 
 
 class StreamConflict(Exception):
@@ -86,7 +88,7 @@ class Fanout:
     def notify(self, entries: Sequence[Entry]) -> None:
         """``entries`` were appended: tell the workers of their organisations."""
         self._quiet.appended()
-        for organisation, count in Counter(entry.organisation for entry in entries).items():
+        for organisation, count in Counter(map(_organisation, entries)).items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
 
@@ -216,9 +218,7 @@ class Fanout:
             if connector.linger_secs is None
             else connector.linger_secs,
             fail_fast=fail_fast,
-            initialised=partial(self._set_status, stream, StreamStatus.RUNNING)
-            if fail_fast
-            else None,
+            initialised=partial(self._running, stream) if fail_fast else None,
         )
         self._listening[stream.organisation].add(worker)
         task = asyncio.create_task(self._run(worker), name=f"stream-{stream.id}")
@@ -272,6 +272,13 @@ class Fanout:
             _log.error("storing a stream's Error failed", stream=stream.id, error=str(exc))
             stream.status, stream.error = StreamStatus.ERROR, failure
             self._metrics.status.labels(str(stream.id)).set(StreamStatus.ERROR)
+
+    def _running(self, stream: Stream) -> Awaitable[None]:
+        """Show a new or restarted stream Running at once (its destination acknowledged its
+        first batch); the returned write stores that."""
+        stream.status, stream.error = StreamStatus.RUNNING, None
+        self._metrics.status.labels(str(stream.id)).set(StreamStatus.RUNNING)
+        return self._store.set_status(stream.id, StreamStatus.RUNNING, None)
 
     async def _set_status(
         self, stream: Stream, status: StreamStatus, error: StreamError | None = None

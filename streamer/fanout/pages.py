@@ -6,7 +6,7 @@ the lane whose position lies in between takes its next records from that page in
 reading the log again. Streams of one lane therefore share one read of each page and one
 rendering of each record per distinct ``Rendering``: ten streams that all want ``migrated``
 JSON render each record once. ``new`` JSON is the stored canonical bytes themselves: no work
-at all. A bounded number of pages stay cached per lane, and a bounded number of lanes.
+at all. A bounded number of pages stay cached per lane, and a bounded number of records.
 
 A record that cannot be rendered as a stream asks (a renderer raised for it) is
 ``Unrenderable``: that record, not its page or its batch, is the failure.
@@ -100,14 +100,15 @@ class Page:
 
 
 class Pages:
-    """Pages of up to ``size`` records read from ``log``; ``keep`` pages cached per lane, at
-    most ``lanes`` lanes."""
+    """Pages of up to ``size`` records read from ``log``; ``keep`` pages cached per lane, and
+    about ``rows`` records in all (the lanes read longest ago go first)."""
 
-    def __init__(self, log: Log, size: int = 2048, keep: int = 8, lanes: int = 4096) -> None:
+    def __init__(self, log: Log, size: int = 2048, keep: int = 8, rows: int = 65536) -> None:
         self._log = log
         self._size = size
         self._keep = keep
-        self._lanes = lanes
+        self._rows = rows
+        self._cached_rows = 0
         self._cache: OrderedDict[Lane, list[Page]] = OrderedDict()
         self._loading: dict[Lane, asyncio.Future[Page]] = {}
 
@@ -145,8 +146,11 @@ class Pages:
         page = Page(position, max(end, position), rows)
         pages = self._cache.setdefault(lane, [])
         pages.append(page)
-        del pages[: -self._keep]
+        self._cached_rows += len(rows)
+        if len(pages) > self._keep:
+            self._cached_rows -= len(pages.pop(0).rows)
         self._cache.move_to_end(lane)
-        while len(self._cache) > self._lanes:
-            self._cache.popitem(last=False)
+        while self._cached_rows > self._rows and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_rows -= sum(len(page.rows) for page in dropped)
         return page

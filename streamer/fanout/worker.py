@@ -182,8 +182,9 @@ class StreamWorker:
         initialised: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``quiet``: send a partial batch once the log is quiet (``None``: only after
-        ``max_wait_secs``). ``initialised``: called once, after the first acknowledged batch
-        (the engine then shows a new or restarted stream as Running, no longer Pending)."""
+        ``max_wait_secs``). ``initialised``: called once the first batch is acknowledged, before
+        the position shows it (the engine shows a new or restarted stream as Running at once,
+        no longer Pending; the awaitable it returns stores that)."""
         self.stream = stream
         self.connector = connector
         self._log = log
@@ -199,6 +200,10 @@ class StreamWorker:
         self._lane = Lane(stream.organisation, stream.spec.kinds)
         self._selected = selector(stream.spec)
         self._label = str(stream.id)
+        # the series every batch moves, looked up once
+        self._delivered = metrics.delivered.labels(self._label)
+        self._pending = metrics.pending.labels(self._label)
+        self._batch_seconds = metrics.batch_seconds.labels(self._label)
         self._wake = asyncio.Event()
         self._arrived = 0  # records of the organisation appended since the last read
         self._wanted = 1  # how many of them wake the worker
@@ -432,7 +437,7 @@ class StreamWorker:
                 self._fail_fast = False  # something went through: not a failure to deliver
             if not result.retry:
                 elapsed = time.monotonic() - started
-                self._metrics.batch_seconds.labels(self._label).observe(elapsed)
+                self._batch_seconds.observe(elapsed)
                 if tries.count:
                     _log.info("stream recovered", stream=self.stream.id, retries=tries.count)
                 return result, rejected
@@ -503,6 +508,9 @@ class StreamWorker:
         else:
             position = replace(position, offset=batch.upto, inflight=None)
         delivered = len(batch.rows) + len(batch.unrendered) - len(rejected)
+        running = None
+        if self._initialised is not None and batch.rows:  # the destination answered
+            running = self._initialised()
         self.stream.position = replace(
             position,
             delivered=position.delivered + delivered,
@@ -510,10 +518,10 @@ class StreamWorker:
             last_result_code=result.http_status,
         )
         self._note_last_ids(batch.rows, {row.offset for row, _ in rejected})
-        self._metrics.delivered.labels(self._label).inc(delivered)
+        self._delivered.inc(delivered)
         self._report_pending()
-        if self._initialised is not None and batch.rows:  # the destination answered
-            await self._initialised()  # a failed write is tried again with the next batch
+        if running is not None:
+            await running  # a failed write is tried again with the next batch
             self._initialised = None
         await self._commit_behind()
 
@@ -555,7 +563,7 @@ class StreamWorker:
 
     def _report_pending(self) -> None:
         pending = self._log.last_offset - self.stream.position.offset
-        self._metrics.pending.labels(self._label).set(pending)
+        self._pending.set(pending)
 
     async def _commit(self, position: Position) -> None:
         if self._committing is not None:

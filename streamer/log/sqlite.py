@@ -4,32 +4,30 @@ the record ``Log`` and the ``Store``.
 The event loop never touches the disk. All writes go to one writer thread that owns the write
 connection and commits whatever has queued up in one transaction (group commit): many ingest
 requests share one fsync, and each request still gets its answer only after that commit. Every
-job runs in its own savepoint, so one failing job does not undo the others. Reads run on a
-small pool of reader threads with their own connections; WAL lets them read while the writer
-writes.
+job runs in its own savepoint, so one failing job does not undo the others. A committed group
+reaches the event loop in one call: its changes to the lane index first, then its answers.
+Reads of records older than what memory keeps, and of the store, run on a small pool of reader
+threads with their own connections; WAL lets them read while the writer writes.
 
-Records are stored as segments: one row per (append, organisation, kind) holding the canonical
-bytes of those records joined by newlines (canonical JSON holds no raw newline), their offsets
-and, for events, their event types and alert flags. An ingest request of 500 records of one
-organisation costs one row, and a reader of one organisation finds its segments through the
-index on (organisation, kind, last offset) without reading anyone else's records.
+Records are stored as segments (``streamer.log.segments``): one row per append, whatever the
+organisations it holds. A reader of one organisation finds its records through the lane index
+in memory and reads the newest from memory, without reading anyone else's records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import fcntl
 import heapq
 import queue
 import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import islice, repeat
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -48,6 +46,7 @@ from streamer.log.base import (
     StreamStatus,
     TokenRow,
 )
+from streamer.log.segments import Lane, Lanes, Plan, Segment, cold_rows
 from streamer.spec import StreamSpec
 
 __all__ = ["SqliteLog"]
@@ -55,22 +54,19 @@ __all__ = ["SqliteLog"]
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 
-_LAYOUT = 2  # PRAGMA user_version of this layout
+_LAYOUT = 3  # PRAGMA user_version of this layout
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY,
-    organisation INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    first INTEGER NOT NULL,
-    last INTEGER NOT NULL,
+    first INTEGER PRIMARY KEY,
     count INTEGER NOT NULL,
     at REAL NOT NULL,
-    offsets BLOB,
-    routing BLOB,
+    organisations BLOB NOT NULL,
+    kinds BLOB NOT NULL,
+    event_types BLOB,
+    alerts BLOB,
+    ends BLOB NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS segments_by_lane ON segments (organisation, kind, last);
-CREATE INDEX IF NOT EXISTS segments_by_first ON segments (first);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS streams (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,10 +107,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (stream, off
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_offset', 0);
 PRAGMA user_version = {_LAYOUT};
 """
-_LANE = (
-    "SELECT first, last, offsets, routing, body FROM segments"
-    " WHERE organisation = ? AND kind = ? AND last > ? ORDER BY last"
-)
 _STREAM_COLUMNS = (
     "s.id, s.organisation, s.spec, s.status, s.error, s.created_at, p.offset, p.delivered,"
     " p.last_delivery_at, p.last_result_code, p.inflight"
@@ -124,7 +116,7 @@ _STREAM_COLUMNS = (
 class SqliteLog:
     """The ``Log`` on SQLite. Open with ``await SqliteLog.open(data_dir)``."""
 
-    def __init__(self, path: Path, sync: str) -> None:
+    def __init__(self, path: Path, sync: str, memory_bytes: int) -> None:
         self._path = path
         self._lock: IO[str] | None = None
         self._sync = sync
@@ -132,13 +124,22 @@ class SqliteLog:
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
-        self._last_offset = 0  # committed: what readers can see
+        self._last_offset = 0  # committed and published: what readers can see
+        self._lanes = Lanes(memory_bytes)  # the event loop's, like _last_offset
+        self._cold: list[tuple[Lane, Plan, asyncio.Future[list[Row]]]] = []  # reads waiting
+        self._cold_reader: asyncio.Future[None] | None = None
         self._next_offset = 1  # the writer thread's: what the next append gets
+        self._staged: list[Callable[[], None]] = []  # the writer thread's: to publish on commit
         self._refusal: LogError | None = None  # once set (closed, or unusable), writes fail
 
     @classmethod
     async def open(
-        cls, data_dir: Path, sync: str = "full", *, exclusive: bool = False
+        cls,
+        data_dir: Path,
+        sync: str = "full",
+        *,
+        exclusive: bool = False,
+        memory_bytes: int = 256 * 2**20,
     ) -> SqliteLog:
         """Open (or create) the log in ``data_dir``. ``exclusive``: this process is the one
         that appends records (the service); a second such process on the same directory is
@@ -148,12 +149,12 @@ class SqliteLog:
         # destination secrets live in the database: owner-only (SQLite gives its -wal and
         # -shm files the database file's mode)
         (data_dir / "streamer.db").touch(mode=0o600, exist_ok=True)
-        log = cls(data_dir / "streamer.db", sync)
+        log = cls(data_dir / "streamer.db", sync, memory_bytes)
         if exclusive:
             log._lock = _lock(data_dir / "streamer.lock")
         log._writer.start()
         try:
-            log._last_offset = await log._write(_stored_last_offset)
+            log._last_offset, log._lanes = await log._write(partial(_stored_lanes, memory_bytes))
         except BaseException:
             await log.aclose()
             raise
@@ -165,24 +166,20 @@ class SqliteLog:
     async def append(self, entries: Sequence[Entry]) -> int:
         if not entries:
             return self._last_offset
-        lanes: defaultdict[tuple[int, Kind], list[int]] = defaultdict(list)
-        for index, entry in enumerate(entries):
-            lanes[entry.organisation, entry.kind].append(index)
-        segments = [
-            _segment(organisation, kind, entries, indices)
-            for (organisation, kind), indices in lanes.items()
-        ]
+        segment = Segment(entries)
+        columns = segment.columns()
 
         def job(conn: sqlite3.Connection) -> int:
             first = self._next_offset
-            at = time.time()
-            conn.executemany(
-                "INSERT INTO segments (organisation, kind, first, last, count, at, offsets,"
-                " routing, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [segment.row(first, at) for segment in segments],
+            conn.execute(
+                "INSERT INTO segments (first, count, at, organisations, kinds, event_types,"
+                " alerts, ends, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (first, segment.count, time.time(), *columns, segment.body),
             )
-            last = first + len(entries) - 1
+            last = first + segment.count - 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_offset'", (last,))
+            segment.first = first
+            self._staged.append(partial(self._lanes.add, segment))
             self._next_offset = last + 1
             return last
 
@@ -191,40 +188,49 @@ class SqliteLog:
     async def read(
         self, organisation: int, kinds: Collection[Kind], after: int, limit: int
     ) -> list[Row]:
-        def job(conn: sqlite3.Connection) -> list[Row]:
-            lanes = [_lane_rows(conn, organisation, kind, after) for kind in kinds]
-            rows = lanes[0] if len(lanes) == 1 else heapq.merge(*lanes, key=_offset)
-            return list(islice(rows, limit))
+        # what each lane holds is taken at once, before any read from the database
+        lanes = [(organisation, kind) for kind in kinds]
+        found = [self._lanes.read(lane, after, limit) for lane in lanes]
+        rows = [
+            await self._cold_rows(lane, plan) + warm if plan else warm
+            for lane, (plan, warm) in zip(lanes, found, strict=True)
+        ]
+        if len(rows) == 1:
+            return rows[0]
+        return list(islice(heapq.merge(*rows, key=_offset), limit))
 
-        return await self._read(job)
+    async def _cold_rows(self, lane: Lane, plan: Plan) -> list[Row]:
+        """Rows older than what memory keeps. Reads that wait while one is under way go
+        together, so streams that fell behind together read each segment once."""
+        future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        self._cold.append((lane, plan, future))
+        if self._cold_reader is None:
+            self._cold_reader = asyncio.ensure_future(self._read_cold())
+        return await future
+
+    async def _read_cold(self) -> None:
+        try:
+            while self._cold:
+                reads, self._cold = self._cold, []
+                try:
+                    found = await self._read(
+                        partial(cold_rows, reads=[(lane, plan) for lane, plan, _ in reads])
+                    )
+                except Exception as exc:  # every read of the group gets the reason
+                    for _, _, future in reads:
+                        _settle(future, None, exc)
+                    continue
+                for (_, _, future), rows in zip(reads, found, strict=True):
+                    _settle(future, rows, None)
+        finally:
+            self._cold_reader = None
 
     async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
-        lane = _lane(kinds)
-
-        def job(conn: sqlite3.Connection) -> int:
-            whole = conn.execute(
-                "SELECT coalesce(sum(count), 0) FROM segments"
-                f" WHERE organisation = ? AND kind IN ({lane}) AND first > ?",
-                (organisation, after),
-            ).fetchone()[0]
-            split = conn.execute(
-                "SELECT first, last, offsets FROM segments"
-                f" WHERE organisation = ? AND kind IN ({lane}) AND last > ? AND first <= ?",
-                (organisation, after, after),
-            )
-            for first, last, offsets in split:
-                whole += sum(1 for offset in _offsets(first, last, offsets) if offset > after)
-            return int(whole)
-
-        return await self._read(job)
+        return sum(self._lanes.count_after((organisation, kind), after) for kind in kinds)
 
     async def bounds(self) -> tuple[int, int]:
-        def job(conn: sqlite3.Connection) -> tuple[int, int]:
-            oldest = conn.execute("SELECT min(first) FROM segments").fetchone()[0]
-            last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
-            return (last if oldest is None else oldest - 1), last
-
-        return await self._read(job)
+        oldest, last = self._lanes.oldest(), self._last_offset
+        return (last if oldest is None else oldest - 1), last
 
     @property
     def last_offset(self) -> int:
@@ -242,6 +248,7 @@ class SqliteLog:
                 "SELECT coalesce(sum(count), 0) FROM segments WHERE first < ?", (keep_from,)
             ).fetchone()[0]
             conn.execute("DELETE FROM segments WHERE first < ?", (keep_from,))
+            self._staged.append(partial(self._lanes.trim, keep_from))
             return int(dropped)
 
         return int(await self._write(job))
@@ -480,28 +487,53 @@ class SqliteLog:
         self, conn: sqlite3.Connection, group: list[tuple[Job, asyncio.Future[Any]]]
     ) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        committed = self._next_offset - 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, future in group:
-                conn.execute("SAVEPOINT job")
-                try:
-                    results.append((future, job(conn), None))
-                    conn.execute("RELEASE job")
-                except Exception as exc:  # one job's failure is that job's answer
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    failure = _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
-                    results.append((future, None, failure))
+                results.append(self._run(conn, job, future))
             conn.execute("COMMIT")
-            self._last_offset = self._next_offset - 1
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._next_offset = self._last_offset + 1
+            self._next_offset = committed + 1
+            self._staged.clear()
             failure = _log_error(exc)
             results = [(future, None, failure) for _, future in group]
+        staged, self._staged = self._staged, []
+        last_offset = self._next_offset - 1
+        group[0][1].get_loop().call_soon_threadsafe(self._publish, staged, last_offset, results)
+
+    def _run(
+        self, conn: sqlite3.Connection, job: Job, future: asyncio.Future[Any]
+    ) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+        """One job of a group, in a savepoint: its failure is its answer alone."""
+        staged = len(self._staged)
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job(conn)
+            conn.execute("RELEASE job")
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            del self._staged[staged:]
+            return future, None, _log_error(exc) if isinstance(exc, sqlite3.Error) else exc
+        return future, value, None
+
+    def _publish(
+        self,
+        staged: list[Callable[[], None]],
+        last_offset: int,
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+    ) -> None:
+        """On the event loop (one wake-up per group): what a committed group changed in the
+        lane index, then the answers of its jobs (readers see an append's records before it
+        returns)."""
+        for change in staged:
+            change()
+        self._last_offset = last_offset
         for future, value, error in results:
-            future.get_loop().call_soon_threadsafe(_settle, future, value, error)
+            _settle(future, value, error)
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -516,11 +548,15 @@ def _create(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
 
 
-def _stored_last_offset(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0])
-
-
-_new_tuple = tuple.__new__
+def _stored_lanes(memory_bytes: int, conn: sqlite3.Connection) -> tuple[int, Lanes]:
+    """The last offset and the lane index of what the database holds."""
+    last = conn.execute("SELECT value FROM meta WHERE key = 'last_offset'").fetchone()[0]
+    lanes = Lanes(memory_bytes)
+    for first, organisations, kinds in conn.execute(
+        "SELECT first, organisations, kinds FROM segments ORDER BY first"
+    ):
+        lanes.add_stored(first, organisations, kinds)
+    return int(last), lanes
 
 
 def _lock(path: Path) -> IO[str]:
@@ -564,98 +600,6 @@ def _stream(row: tuple[Any, ...]) -> Stream:
         created_at=created,
         position=Position(offset, delivered, last_at, code, inflight),
     )
-
-
-class _Segment:
-    """The records of one organisation and kind in one append, ready to be stored once the
-    offsets of the append are known."""
-
-    __slots__ = ("body", "count", "indices", "kind", "organisation", "routing")
-
-    def __init__(
-        self, organisation: int, kind: Kind, indices: list[int], routing: bytes | None, body: bytes
-    ) -> None:
-        self.organisation = organisation
-        self.kind = kind
-        self.indices = indices  # positions in the append
-        self.count = len(indices)
-        self.routing = routing
-        self.body = body
-
-    def row(self, first: int, at: float) -> tuple[Any, ...]:
-        start, end = first + self.indices[0], first + self.indices[-1]
-        contiguous = end - start + 1 == self.count
-        offsets = None if contiguous else orjson.dumps([first + i for i in self.indices])
-        return (
-            self.organisation,
-            self.kind.value,
-            start,
-            end,
-            self.count,
-            at,
-            offsets,
-            self.routing,
-            self.body,
-        )
-
-
-def _segment(
-    organisation: int, kind: Kind, entries: Sequence[Entry], indices: list[int]
-) -> _Segment:
-    bodies = [entries[i].body for i in indices]
-    body = b"\n".join(bodies)
-    if body.count(b"\n") != len(bodies) - 1:  # it would split into more records on read
-        raise LogError("a record's bytes hold a raw newline: the log takes canonical JSON")
-    routing = None
-    if kind is Kind.EVENT:
-        routing = orjson.dumps([(entries[i].event_type, entries[i].alert) for i in indices])
-    return _Segment(organisation, kind, indices, routing, body)
-
-
-def _lane(kinds: Collection[Kind]) -> str:
-    """The SQL list of ``kinds`` (members of a closed enum, so safe to inline)."""
-    return ", ".join(f"'{kind.value}'" for kind in kinds)
-
-
-def _lane_rows(
-    conn: sqlite3.Connection, organisation: int, kind: Kind, after: int
-) -> Iterator[Row]:
-    """The lane's rows after ``after`` in offset order, read a segment at a time as they are
-    taken (the segments come in index order: no sort, so no copy of their bodies)."""
-    segments = conn.execute(_LANE, (organisation, kind.value, after))
-    for first, last, offsets, routing, body in segments:
-        yield from _rows(kind, organisation, first, last, offsets, routing, body, after)
-
-
-def _offsets(first: int, last: int, offsets: bytes | None) -> list[int]:
-    return list(range(first, last + 1)) if offsets is None else orjson.loads(offsets)
-
-
-def _rows(
-    kind: Kind,
-    organisation: int,
-    first: int,
-    last: int,
-    offsets: bytes | None,
-    routing: bytes | None,
-    body: bytes,
-    after: int,
-) -> list[Row]:
-    """The segment's rows after offset ``after``, built column-wise so the per-record work
-    stays in C: this is the delivery hot path."""
-    numbers = _offsets(first, last, offsets)
-    skip = bisect.bisect_right(numbers, after)
-    records = body.split(b"\n")[skip:]
-    numbers = numbers[skip:]
-    if routing is None:
-        event_types: Iterable[int | None] = repeat(None)
-        alerts: Iterable[int | None] = repeat(None)
-    else:
-        event_types, alerts = (
-            zip(*orjson.loads(routing)[skip:], strict=True) if records else ((), ())
-        )
-    columns = zip(numbers, repeat(kind), repeat(organisation), event_types, alerts, records)
-    return list(map(_new_tuple, repeat(Row), columns))
 
 
 def _offset(row: Row) -> int:

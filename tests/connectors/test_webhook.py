@@ -6,6 +6,7 @@ appear only in ``build()`` calls, which check the URL and never connect.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -25,7 +26,7 @@ import aiohttp
 import pytest
 
 from connectors.base import Batch, DestinationMissing, FatalError, RetryableError, SendResult
-from connectors.http import PrivateDestinationError
+from connectors.http import PrivateDestinationError, Sessions
 from connectors.webhook import Webhook, WebhookConfig, _check_redirect
 from schemas import Version
 from tests.receivers import Receiver, Reply, eventually
@@ -629,3 +630,53 @@ async def test_aclose_before_any_send_is_harmless() -> None:
     hook = WebhookConfig(url="https://hooks.example.com/in").build()
     await hook.aclose()
     await hook.aclose()
+
+
+async def test_webhooks_sharing_sessions_reuse_one_connection(receiver: Receiver) -> None:
+    """Streams to one host send over its kept-alive connection instead of each opening one;
+    a stream's close leaves the shared session to its owner."""
+    sessions = Sessions()
+    hooks = [
+        WebhookConfig(url=f"{receiver.url}/hook/{i}", allow_private=True, sessions=sessions).build()
+        for i in range(3)
+    ]
+    try:
+        for i, hook in enumerate(hooks):
+            await hook.send(batch(key=f"k{i}"))
+        assert len({request.peer for request in receiver.requests}) == 1
+        assert receiver.open_connections() == 1
+
+        await hooks[0].aclose()
+        await hooks[1].send(batch(key="after"))  # still open for the others
+        assert len({request.peer for request in receiver.requests}) == 1
+    finally:
+        await sessions.aclose()
+
+    await eventually(lambda: receiver.open_connections() == 0)
+    assert [request.path for request in receiver.requests] == [
+        "/hook/0",
+        "/hook/1",
+        "/hook/2",
+        "/hook/1",
+    ]
+
+
+async def test_shared_sessions_never_make_a_stream_wait_for_a_connection(
+    receiver: Receiver,
+) -> None:
+    """A destination that holds its connection does not hold back another stream on the
+    same host: the shared session opens another connection."""
+    receiver.script(Reply(hang=True))
+    sessions = Sessions()
+    hung = WebhookConfig(url=f"{receiver.url}/slow", allow_private=True, sessions=sessions)
+    fine = WebhookConfig(url=f"{receiver.url}/fine", allow_private=True, sessions=sessions)
+    try:
+        stuck = asyncio.ensure_future(hung.build().send(batch(key="slow")))
+        await receiver.wait_for_requests(1)
+        assert await asyncio.wait_for(fine.build().send(batch(key="fine")), 10) == SendResult(
+            http_status=200
+        )
+        assert not stuck.done()
+        stuck.cancel()
+    finally:
+        await sessions.aclose()

@@ -115,17 +115,16 @@ async def test_append_returns_the_last_offset_and_offsets_follow_on(log: SqliteL
     ]
 
 
-async def test_a_lane_is_read_in_index_order_without_sorting_its_bodies(log: SqliteLog) -> None:
-    """A sort would copy every segment after the position, bodies and all, on each read."""
-    await log.append(entries(3))
-    plan = await log._read(
-        lambda conn: conn.execute(
-            f"EXPLAIN QUERY PLAN {sqlite_module._LANE}", (1, "usage", 0)
-        ).fetchall()
-    )
-    details = " ".join(str(step[-1]) for step in plan)
-    assert "segments_by_lane" in details
-    assert "TEMP B-TREE" not in details
+async def test_an_append_is_one_row_however_many_organisations_it_holds(log: SqliteLog) -> None:
+    spread = [Entry(Kind.USAGE, 1 + i % 300, None, None, b'{"i":%d}' % i) for i in range(500)]
+
+    await log.append(spread)
+
+    count = await log._read(lambda conn: conn.execute("SELECT count(*) FROM segments").fetchone())
+    assert count == (1,)
+    assert [row.body for row in await log.read(7, USAGE, 0, 10)] == [
+        entry.body for entry in spread if entry.organisation == 7
+    ]
 
 
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
@@ -153,12 +152,32 @@ def _mixed(index: int) -> Entry:
 
 @pytest.mark.parametrize("limit", [1, 4, 7, 1000])
 @pytest.mark.parametrize("kinds", [USAGE, EVENTS, BOTH], ids=["usage", "events", "both"])
+@pytest.mark.parametrize("held", ["in-memory", "in-the-database", "some-in-each"])
 async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order(
-    log: SqliteLog, kinds: tuple[Kind, ...], limit: int
+    tmp_path: Path,
+    kinds: tuple[Kind, ...],
+    limit: int,
+    held: str,
 ) -> None:
+    """Records read from memory (the newest), from the database (after reopening, or older
+    than what memory keeps), or both in one read, are the same records."""
+    memory = 4000 if held == "some-in-each" else 2**20  # 4000: the newest 2 appends
+    log = await SqliteLog.open(tmp_path, memory_bytes=memory)
     mixed = [_mixed(i) for i in range(150)]
     for start in range(0, 150, 25):  # appends mixing organisations and kinds
         await log.append(mixed[start : start + 25])
+    if held == "in-the-database":
+        await log.aclose()
+        log = await SqliteLog.open(tmp_path)
+    try:
+        await _read_back_organisation_2(log, mixed, kinds, limit)
+    finally:
+        await log.aclose()
+
+
+async def _read_back_organisation_2(
+    log: SqliteLog, mixed: list[Entry], kinds: tuple[Kind, ...], limit: int
+) -> None:
     expected = [
         Row(i + 1, *entry)
         for i, entry in enumerate(mixed)
@@ -176,6 +195,38 @@ async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order
     assert await log.pending(2, kinds, 0) == len(expected)
     middle = expected[len(expected) // 2].offset
     assert await log.pending(2, kinds, middle) == sum(r.offset > middle for r in expected)
+
+
+async def test_reads_from_the_database_at_once_each_get_their_own_records(
+    tmp_path: Path,
+) -> None:
+    """Streams that fell behind together read together: each segment is read once for all of
+    them, and each read gets exactly its lane's records."""
+    log = await SqliteLog.open(tmp_path)
+    mixed = [_mixed(i) for i in range(300)]
+    for start in range(0, 300, 30):
+        await log.append(mixed[start : start + 30])
+    await log.aclose()
+    log = await SqliteLog.open(tmp_path)
+    try:
+        reads = [
+            (o, kinds, after)
+            for o in (1, 2, 3)
+            for kinds in (USAGE, EVENTS, BOTH)
+            for after in (0, 150)
+        ]
+
+        found = await asyncio.gather(*(log.read(o, kinds, after, 40) for o, kinds, after in reads))
+
+        for (organisation, kinds, after), rows in zip(reads, found, strict=True):
+            expected = [
+                Row(i + 1, *entry)
+                for i, entry in enumerate(mixed)
+                if entry.organisation == organisation and entry.kind in kinds and i + 1 > after
+            ]
+            assert rows == expected[:40]
+    finally:
+        await log.aclose()
 
 
 async def test_an_empty_append_stores_nothing(log: SqliteLog) -> None:
