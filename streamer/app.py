@@ -33,11 +33,14 @@ from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Store
+from streamer.log.jetstream import JetStreamLog
+from streamer.log.kv import KvStore
+from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders, default_workers
 
-__all__ = ["create_app", "open_store"]
+__all__ = ["create_app", "nats_options", "open_store"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
@@ -47,15 +50,37 @@ async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
     return await SqliteLog.open(settings.data_dir, settings.sync, exclusive=service)
 
 
+def nats_options(settings: Settings) -> NatsOptions:
+    return NatsOptions(
+        settings.nats_url,
+        settings.nats_replicas,
+        settings.nats_tls_ca_file,
+        settings.nats_tls_cert_file,
+        settings.nats_tls_key_file,
+    )
+
+
 async def open_store(settings: Settings) -> Store:
     """The configured store, beside a running service (tokens and streams only)."""
+    if settings.log_backend == "nats":
+        return await KvStore.open(nats_options(settings))
     return await _open_sqlite(settings, service=False)
 
 
 async def _open(settings: Settings) -> tuple[Log, Store]:
-    """The configured log and store, for the service (one per data directory)."""
-    backend = await _open_sqlite(settings, service=True)
-    return backend, backend
+    """The configured log and store, for the service (SQLite: one per data directory;
+    JetStream: any number of replicas on one NATS)."""
+    if settings.log_backend == "sqlite":
+        backend = await _open_sqlite(settings, service=True)
+        return backend, backend
+    options = nats_options(settings)
+    log = await JetStreamLog.open(options, settings.retention_days * 86400)
+    try:
+        store = await KvStore.open(options)
+    except BaseException:
+        await log.aclose()
+        raise
+    return log, store
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -86,6 +111,8 @@ async def create_app(settings: Settings) -> web.Application:
         linger_secs=settings.linger_ms / 1000,
         max_wait_secs=settings.batch_max_wait_ms / 1000,
     )
+    if isinstance(log, JetStreamLog):  # other replicas' appends wake this one's streams
+        log.on_arrivals(fanout.arrived)
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
     readers = BodyReaders(
         workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc

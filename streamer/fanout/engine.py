@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -85,8 +85,12 @@ class Fanout:
 
     def notify(self, entries: Sequence[Entry]) -> None:
         """``entries`` were appended: tell the workers of their organisations."""
+        self.arrived(Counter(entry.organisation for entry in entries))
+
+    def arrived(self, counts: Mapping[int, int]) -> None:
+        """``counts[organisation]`` records were appended (here or by another replica)."""
         self._quiet.appended()
-        for organisation, count in Counter(entry.organisation for entry in entries).items():
+        for organisation, count in counts.items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
 

@@ -64,7 +64,8 @@ def _one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> st
         ("STREAMER_RETENTION_DAYS", "-1", "STREAMER_RETENTION_DAYS"),
         ("STREAMER_SYNC", "sometimes", "STREAMER_SYNC"),
         ("STREAMER_LOG_FORMAT", "xml", "STREAMER_LOG_FORMAT"),
-        ("STREAMER_LOG_BACKEND", "nats", "STREAMER_LOG_BACKEND"),
+        ("STREAMER_LOG_BACKEND", "kafka", "STREAMER_LOG_BACKEND"),
+        ("STREAMER_NATS_REPLICAS", "0", "STREAMER_NATS_REPLICAS"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(

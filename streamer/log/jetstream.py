@@ -1,0 +1,263 @@
+"""The JetStream backend's ``Log``: every record one message of the JetStream stream
+``streamer-records`` (file storage, records older than the retention age dropped by the server,
+``STREAMER_NATS_REPLICAS`` copies), its offset the stream sequence.
+
+Subjects carry what readers select on: ``streamer.records.<organisation>.<kind>.<event type or
+_>.<alert or _>``. A read is a short-lived pull consumer filtered on the lane's subjects
+(``streamer.records.<organisation>.<kind>.>``) starting after the reader's position, so the
+server hands over only that organisation's records of those kinds; the data stream's position
+lives in the store (``commit_position``), not in the consumer, which is why the consumer needs
+no acknowledgements and is deleted after the read.
+
+An append publishes every record at once and waits for every acknowledgement; if one fails or
+does not come within ``REQUEST_TIMEOUT_SECS``, the append raises ``LogError`` (ingest answers
+503) and some of the records may be stored. Each message carries a ``Nats-Msg-Id`` made of a
+digest of the whole append's bodies and the record's place in it, so the client's retry of the
+same request is not stored twice within JetStream's duplicate window
+(``DUPLICATE_WINDOW_SECS``): the retry's records get the ids, and the offsets, of the first
+try's stored ones.
+
+Replicas learn of each other's appends through a core NATS message on ``streamer.appended``
+(the organisations and counts, and the last offset): it wakes their waiting streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+import nats.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from schemas import Kind
+from streamer.log.base import Entry, Row
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect, failures
+
+__all__ = ["DUPLICATE_WINDOW_SECS", "STREAM", "JetStreamLog"]
+
+STREAM = "streamer-records"
+_SUBJECT = "streamer.records"
+_APPENDED = "streamer.appended"
+DUPLICATE_WINDOW_SECS = 120.0
+_CONSUMER_IDLE_SECS = 30.0  # a reader's consumer the server deletes if the reader vanished
+_NONE = "_"
+
+Arrivals = Callable[[Mapping[int, int]], None]
+"""Told, per organisation, how many records another replica appended."""
+
+
+class JetStreamLog:
+    """The ``Log`` on JetStream. Open with ``await JetStreamLog.open(options, retention)``."""
+
+    def __init__(self, client: Client, retention_secs: float, replicas: int) -> None:
+        self._client = client
+        self._js: JetStreamContext = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
+        self._retention_secs = retention_secs
+        self._replicas = replicas
+        self._last_offset = 0
+        self._me = os.urandom(8).hex()  # tells this process's append notices from the others'
+        self._arrivals: Arrivals | None = None
+        self._notices: Subscription | None = None
+
+    @classmethod
+    async def open(cls, options: NatsOptions, retention_secs: float) -> JetStreamLog:
+        client = await connect(options, "log")
+        log = cls(client, retention_secs, options.replicas)
+        try:
+            await log._ensure_stream()
+            log._notices = await client.subscribe(_APPENDED, cb=log._noticed)
+        except BaseException:
+            await client.close()
+            raise
+        return log
+
+    def on_arrivals(self, arrivals: Arrivals) -> None:
+        """Call ``arrivals`` whenever another replica appended records."""
+        self._arrivals = arrivals
+
+    async def _ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=STREAM,
+            subjects=[f"{_SUBJECT}.>"],
+            storage=StorageType.FILE,
+            max_age=self._retention_secs,
+            num_replicas=self._replicas,
+            duplicate_window=DUPLICATE_WINDOW_SECS,
+        )
+        manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
+        with failures("setting up the JetStream stream " + STREAM):
+            try:
+                await manager.stream_info(STREAM)
+            except nats.js.errors.NotFoundError:
+                info = await manager.add_stream(config)
+            else:  # the retention age may have changed
+                info = await manager.update_stream(config)
+        self._last_offset = info.state.last_seq
+
+    # -- records -----------------------------------------------------------------------------
+
+    async def append(self, entries: Sequence[Entry]) -> int:
+        if not entries:
+            return self._last_offset
+        digest = hashlib.blake2b(digest_size=12)
+        for entry in entries:
+            digest.update(entry.body)
+            digest.update(b"\n")
+        append_id = digest.hexdigest()
+        acks: list[asyncio.Future[nats.js.api.PubAck]] = []
+        try:
+            with failures("appending to the log"):
+                for index, entry in enumerate(entries):
+                    acks.append(
+                        await self._js.publish_async(
+                            _subject(entry),
+                            entry.body,
+                            headers={"Nats-Msg-Id": f"{append_id}-{index}"},
+                        )
+                    )
+                stored = await asyncio.wait_for(asyncio.gather(*acks), REQUEST_TIMEOUT_SECS)
+        finally:
+            for ack in acks:
+                ack.cancel()  # a no-op for the settled ones
+        last = max(ack.seq for ack in stored)
+        self._saw(last)
+        await self._announce(entries, last)
+        return last
+
+    async def _announce(self, entries: Sequence[Entry], last: int) -> None:
+        counts = Counter(entry.organisation for entry in entries)
+        notice = {"from": self._me, "last": last, "counts": list(counts.items())}
+        try:
+            await self._client.publish(_APPENDED, orjson.dumps(notice))
+        except nats.errors.Error:  # the others notice at their next read
+            return
+
+    async def _noticed(self, msg: Msg) -> None:
+        notice = orjson.loads(msg.data)
+        if notice["from"] == self._me:
+            return
+        self._saw(int(notice["last"]))
+        if self._arrivals is not None:
+            self._arrivals({int(org): int(count) for org, count in notice["counts"]})
+
+    def _saw(self, offset: int) -> None:
+        self._last_offset = max(self._last_offset, offset)
+
+    @property
+    def last_offset(self) -> int:
+        return self._last_offset
+
+    async def read(
+        self, organisation: int, kinds: Collection[Kind], after: int, limit: int
+    ) -> list[Row]:
+        ceiling = self._last_offset
+        if after >= ceiling or limit <= 0:
+            return []
+        with failures("reading the log"):
+            name, pending = await self._reader(organisation, kinds, after)
+            try:
+                wanted = min(limit, pending)
+                messages = await self._fetch(name, wanted) if wanted else []
+            finally:
+                await self._drop_reader(name)
+        rows = []
+        for msg in messages:
+            offset = msg.metadata.sequence.stream
+            if offset > ceiling:
+                break
+            rows.append(_row(msg, offset))
+        return rows
+
+    async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
+        with failures("counting a stream's pending records"):
+            name, pending = await self._reader(organisation, kinds, after)
+            await self._drop_reader(name)
+        return pending
+
+    async def _reader(
+        self, organisation: int, kinds: Collection[Kind], after: int
+    ) -> tuple[str, int]:
+        """A consumer of the lane's records after ``after``; its name and how many it has."""
+        config = ConsumerConfig(
+            filter_subjects=[f"{_SUBJECT}.{organisation}.{kind.value}.>" for kind in kinds],
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=_CONSUMER_IDLE_SECS,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        info = await self._client.jsm(timeout=REQUEST_TIMEOUT_SECS).add_consumer(STREAM, config)
+        return info.name, info.num_pending or 0
+
+    async def _fetch(self, consumer: str, count: int) -> list[Msg]:
+        subscription = await self._js.pull_subscribe_bind(consumer=consumer, stream=STREAM)
+        messages: list[Msg] = []
+        try:
+            while len(messages) < count:
+                try:
+                    batch = await subscription.fetch(
+                        count - len(messages), timeout=REQUEST_TIMEOUT_SECS
+                    )
+                except nats.errors.TimeoutError:  # trimmed by age meanwhile: no more
+                    break
+                messages.extend(batch)
+        finally:
+            await subscription.unsubscribe()
+        return messages
+
+    async def _drop_reader(self, name: str) -> None:
+        """Delete the consumer now (the server would after ``_CONSUMER_IDLE_SECS``)."""
+        try:
+            await self._client.jsm(timeout=REQUEST_TIMEOUT_SECS).delete_consumer(STREAM, name)
+        except (TimeoutError, nats.errors.Error):
+            return
+
+    async def bounds(self) -> tuple[int, int]:
+        with failures("reading the log's bounds"):
+            info = await self._client.jsm(timeout=REQUEST_TIMEOUT_SECS).stream_info(STREAM)
+        state = info.state
+        self._saw(state.last_seq)
+        if not state.messages:
+            return state.last_seq, state.last_seq
+        return state.first_seq - 1, state.last_seq
+
+    async def trim(self, older_than_secs: float) -> int:
+        """Nothing to do: JetStream drops records older than the stream's ``max_age``, which
+        is the retention age (set again at every start)."""
+        return 0
+
+    async def aclose(self) -> None:
+        await self._client.close()  # every append was acknowledged or failed already
+
+
+def _subject(entry: Entry) -> str:
+    event_type = _NONE if entry.event_type is None else entry.event_type
+    alert = _NONE if entry.alert is None else entry.alert
+    return f"{_SUBJECT}.{entry.organisation}.{entry.kind.value}.{event_type}.{alert}"
+
+
+def _row(msg: Msg, offset: int) -> Row:
+    _, _, organisation, kind, event_type, alert = msg.subject.split(".")
+    return Row(
+        offset,
+        Kind(kind),
+        int(organisation),
+        None if event_type == _NONE else int(event_type),
+        None if alert == _NONE else int(alert),
+        msg.data,
+    )

@@ -1,0 +1,50 @@
+"""Both backends of ``streamer/log/base.py``, for tests that run against each: SQLite in a
+temporary directory, JetStream on the test's own ``nats-server``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from streamer.log.base import Log, Store
+from streamer.log.jetstream import JetStreamLog
+from streamer.log.kv import KvStore
+from streamer.log.nats_connection import NatsOptions
+from streamer.log.sqlite import SqliteLog
+from tests.nats_server import NatsServer
+
+__all__ = ["BACKENDS", "open_backend"]
+
+BACKENDS = [pytest.param("sqlite"), pytest.param("nats", marks=pytest.mark.nats)]
+RETENTION_SECS = 7 * 86400.0
+
+
+@asynccontextmanager
+async def open_backend(
+    name: str, tmp_path: Path
+) -> AsyncIterator[tuple[Log, Store, NatsServer | None]]:
+    """The backend ``name`` (``sqlite`` or ``nats``): its log, its store, and the NATS server
+    under it (``None`` for SQLite)."""
+    if name == "sqlite":
+        sqlite = await SqliteLog.open(tmp_path / "data")
+        try:
+            yield sqlite, sqlite, None
+        finally:
+            await sqlite.aclose()
+        return
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        options = NatsOptions(server.url)
+        log = await JetStreamLog.open(options, RETENTION_SECS)
+        store = await KvStore.open(options)
+        try:
+            yield log, store, server
+        finally:
+            await store.aclose()
+            await log.aclose()
+    finally:
+        server.stop()
