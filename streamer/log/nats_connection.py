@@ -1,6 +1,6 @@
 """Connecting to NATS for the JetStream backend, and turning its failures into ``LogError``.
 
-A connection reconnects forever (every half second) once it was made: while NATS is away,
+A connection reconnects forever (every second) once it was made: while NATS is away,
 writes fail with ``LogError`` after ``REQUEST_TIMEOUT_SECS`` (ingest answers 503) and
 delivery waits; once NATS is back the same connection carries on. The URL may hold a user and
 password or a token (``nats://user:password@host:4222``); it is shown masked everywhere.
@@ -84,7 +84,7 @@ async def connect(options: NatsOptions, name: str) -> Client:
             connect_timeout=_CONNECT_TIMEOUT_SECS,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
             error_cb=error,
