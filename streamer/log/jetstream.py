@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import os
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import nats.errors
@@ -237,9 +238,30 @@ class JetStreamLog:
         return state.first_seq - 1, state.last_seq
 
     async def trim(self, older_than_secs: float) -> int:
-        """Nothing to do: JetStream drops records older than the stream's ``max_age``, which
-        is the retention age (set again at every start)."""
-        return 0
+        """Purge the records appended more than ``older_than_secs`` ago (JetStream drops them
+        by itself too: the stream's ``max_age`` is the retention age)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_secs)
+        manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
+        with failures("trimming the log"):
+            before = (await manager.stream_info(STREAM)).state
+            if not before.messages:
+                return 0
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=cutoff,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=_CONSUMER_IDLE_SECS,
+                mem_storage=True,
+                num_replicas=1,
+            )
+            young = await manager.add_consumer(STREAM, config)
+            await self._drop_reader(young.name)
+            started = young.delivered.stream_seq if young.delivered is not None else 0
+            keep_from = started + 1  # the first record to keep
+            if keep_from <= before.first_seq:
+                return 0
+            await manager.purge_stream(STREAM, seq=keep_from)
+        return keep_from - before.first_seq
 
     async def aclose(self) -> None:
         await self._client.close()  # every append was acknowledged or failed already

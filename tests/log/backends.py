@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from tests.nats_server import NatsServer
 
-__all__ = ["BACKENDS", "open_backend"]
+__all__ = ["BACKENDS", "Combined", "open_backend", "open_combined"]
 
 BACKENDS = [pytest.param("sqlite"), pytest.param("nats", marks=pytest.mark.nats)]
 RETENTION_SECS = 7 * 86400.0
@@ -48,3 +49,26 @@ async def open_backend(
             await log.aclose()
     finally:
         server.stop()
+
+
+class Combined:
+    """A JetStream log and store as one object, as ``SqliteLog`` is both: for tests written
+    against one object that is both."""
+
+    def __init__(self, log: Log, store: Store) -> None:
+        self.log = log
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log if hasattr(self.log, name) else self.store, name)
+
+    @property
+    def last_offset(self) -> int:
+        return self.log.last_offset
+
+
+@asynccontextmanager
+async def open_combined(name: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """The backend ``name`` as one object that is both its log and its store."""
+    async with open_backend(name, tmp_path) as (log, store, _):
+        yield log if log is store else Combined(log, store)
