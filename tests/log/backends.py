@@ -17,9 +17,11 @@ from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from tests.nats_server import NatsServer
 
-__all__ = ["BACKENDS", "Combined", "open_backend", "open_combined"]
+__all__ = ["BACKENDS", "ON_BOTH_BACKENDS", "Combined", "open_backend", "open_combined"]
 
 BACKENDS = [pytest.param("sqlite"), pytest.param("nats", marks=pytest.mark.nats)]
+ON_BOTH_BACKENDS = pytest.mark.parametrize("log_backend", BACKENDS, indirect=True)
+"""For end-to-end tests: their daemons run on SQLite, then on JetStream (``log_backend``)."""
 RETENTION_SECS = 7 * 86400.0
 
 
