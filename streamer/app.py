@@ -35,6 +35,7 @@ from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Store
 from streamer.log.jetstream import JetStreamLog
 from streamer.log.kv import KvStore
+from streamer.log.leases import KvLeases
 from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
@@ -44,6 +45,7 @@ __all__ = ["create_app", "nats_options", "open_store"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
+_LEASES: web.AppKey[KvLeases | None] = web.AppKey("leases")
 
 
 async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
@@ -67,20 +69,21 @@ async def open_store(settings: Settings) -> Store:
     return await _open_sqlite(settings, service=False)
 
 
-async def _open(settings: Settings) -> tuple[Log, Store]:
-    """The configured log and store, for the service (SQLite: one per data directory;
-    JetStream: any number of replicas on one NATS)."""
+async def _open(settings: Settings) -> tuple[Log, Store, KvLeases | None]:
+    """The configured log and store, for the service (SQLite: one per data directory), and the
+    leases that share the streams out among replicas (JetStream: any number on one NATS)."""
     if settings.log_backend == "sqlite":
         backend = await _open_sqlite(settings, service=True)
-        return backend, backend
+        return backend, backend, None
     options = nats_options(settings)
-    log = await JetStreamLog.open(options, settings.retention_days * 86400)
-    try:
+    async with contextlib.AsyncExitStack() as opening:
+        log = await JetStreamLog.open(options, settings.retention_days * 86400)
+        opening.push_async_callback(log.aclose)
         store = await KvStore.open(options)
-    except BaseException:
-        await log.aclose()
-        raise
-    return log, store
+        opening.push_async_callback(store.aclose)
+        leases = await KvLeases.open(options)
+        opening.pop_all()
+    return log, store, leases
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -96,7 +99,7 @@ async def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=settings.max_body_bytes,
     )
-    log, store = await _open(settings)
+    log, store, leases = await _open(settings)
     metrics = Metrics()
     tokens = Tokens(store)
     if settings.bootstrap_token is not None:
@@ -110,6 +113,7 @@ async def create_app(settings: Settings) -> web.Application:
         metrics=metrics,
         linger_secs=settings.linger_ms / 1000,
         max_wait_secs=settings.batch_max_wait_ms / 1000,
+        leases=leases,
     )
     if isinstance(log, JetStreamLog):  # other replicas' appends wake this one's streams
         log.on_arrivals(fanout.arrived)
@@ -119,6 +123,7 @@ async def create_app(settings: Settings) -> web.Application:
     )
     budget = IngestBudget(settings.max_inflight_ingest_bytes)
     app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers, budget)
+    app[_LEASES] = leases
     app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
     app.add_routes(
         [
@@ -150,6 +155,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     await services.fanout.start()
     background = [
         asyncio.create_task(_trim(services), name="retention"),
+        asyncio.create_task(services.fanout.follow(), name="follow the store"),
         asyncio.create_task(
             log_summaries(services.metrics, services.settings.summary_interval_secs),
             name="delivery summary",
@@ -163,6 +169,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await task
     await services.readers.close(budget.close_secs())
     await services.fanout.stop(budget.delivery_drain_secs())
+    leases = app[_LEASES]
+    if leases is not None:
+        await leases.aclose()
     await services.store.aclose()
     await services.log.aclose()
 

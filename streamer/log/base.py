@@ -9,7 +9,9 @@ Two interfaces, each implemented by SQLite (the embedded default) and, later, NA
   stream sequence, read by a consumer filtered on the lane's subjects).
 - ``Store``: data streams (their definition and status, written by the fan-out engine only),
   their positions (written by the stream's worker only, through ``commit_position``), dead
-  letters and tokens (on JetStream: key-value buckets and each stream's durable consumer).
+  letters and tokens (on JetStream: key-value buckets, mirrored in each replica by a watch).
+- ``Leases``: which streams this process delivers (on JetStream: a lease per stream in a
+  key-value bucket whose entries expire, so a replica that dies loses its streams to others).
 
 Guarantees every backend gives:
 - ``append`` returns only after the entries are durably stored, all of them or none;
@@ -31,6 +33,7 @@ from streamer.spec import StreamSpec
 __all__ = [
     "DeadLetter",
     "Entry",
+    "Leases",
     "Log",
     "LogError",
     "LogFullError",
@@ -238,4 +241,18 @@ class Store(Protocol):
 
     async def aclose(self) -> None:
         """Finish pending writes and close."""
+        ...
+
+
+class Leases(Protocol):
+    """Which data streams this process delivers: each stream is delivered by one process at a
+    time (SQLite: the one service; JetStream: the replica holding the stream's lease)."""
+
+    async def hold(self, stream_ids: Collection[int]) -> set[int]:
+        """Renew the leases this process holds among ``stream_ids`` and take the free ones;
+        return the ids whose lease it holds now."""
+        ...
+
+    async def release(self, stream_ids: Collection[int]) -> None:
+        """Give up these leases, so that another process may take the streams at once."""
         ...

@@ -27,8 +27,8 @@ import asyncio
 import hashlib
 import os
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import nats.errors
 import orjson
