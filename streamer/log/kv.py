@@ -100,6 +100,12 @@ class _Mirror:
         revision = await self.bucket.put(key, data)
         self.apply(key, revision, data)
 
+    async def create(self, key: str, value: Any) -> None:
+        """Put ``value`` unless the key holds one (``KeyWrongLastSequenceError``)."""
+        data = orjson.dumps(value)
+        revision = await self.bucket.create(key, data)
+        self.apply(key, revision, data)
+
     async def delete(self, key: str) -> None:
         await self.bucket.delete(key)
         self.values.pop(key, None)
@@ -268,8 +274,6 @@ class KvStore:
     # -- tokens --------------------------------------------------------------------------------
 
     async def add_token(self, digest: bytes, role: str, organisation: int | None, name: str) -> int:
-        if self._tokens.get(digest.hex()) is not None:
-            raise LogError("adding a token failed: a token with this digest exists")
         token_id = await self._next_id("token")
         stored = {
             "id": token_id,
@@ -279,7 +283,10 @@ class KvStore:
             "created_at": _now(),
         }
         with failures("storing a token"):
-            await self._tokens.put(digest.hex(), stored)
+            try:
+                await self._tokens.create(digest.hex(), stored)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                raise LogError("adding a token failed: a token with this digest exists") from None
         return token_id
 
     async def token(self, digest: bytes) -> TokenRow | None:

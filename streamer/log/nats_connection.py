@@ -8,6 +8,7 @@ password or a token (``nats://user:password@host:4222``); it is shown masked eve
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -26,7 +27,8 @@ __all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures"]
 
 REQUEST_TIMEOUT_SECS = 5.0
 """The longest a write waits for JetStream's acknowledgement before it fails."""
-_CONNECT_TIMEOUT_SECS = 5
+_CONNECT_TIMEOUT_SECS = 2
+_FIRST_CONNECT_SECS = 5.0
 _log = structlog.get_logger("streamer.nats")
 
 
@@ -62,9 +64,25 @@ class NatsOptions:
 
 
 async def connect(options: NatsOptions, name: str) -> Client:
-    """A connection to NATS; ``LogError`` naming the (masked) URL if there is none."""
-    shown = options.shown_url
+    """A connection to NATS; ``LogError`` naming the (masked) URL if there is none within
+    ``_FIRST_CONNECT_SECS``."""
     client = Client()
+    failed: list[str] = []  # why the first tries failed
+    try:
+        await asyncio.wait_for(_connect(client, options, name, failed), _FIRST_CONNECT_SECS)
+    except (OSError, ssl.SSLError, nats.errors.Error, TimeoutError) as exc:
+        await client.close()
+        reason = str(exc) or (failed[-1] if failed else "no answer")
+        raise LogError(
+            f"cannot connect to NATS at {options.shown_url} (STREAMER_NATS_URL): {reason}"
+        ) from None
+    return client
+
+
+async def _connect(client: Client, options: NatsOptions, name: str, failed: list[str]) -> None:
+    """Connect ``client``; until it is connected, errors go to ``failed`` rather than the
+    log (the caller reports the last one)."""
+    shown = options.shown_url
 
     async def disconnected() -> None:
         if not client.is_closed:  # not this process closing it
@@ -74,24 +92,23 @@ async def connect(options: NatsOptions, name: str) -> Client:
         _log.info("NATS connection back", url=shown, connection=name)
 
     async def error(exc: Exception) -> None:
-        _log.warning("NATS connection error", url=shown, connection=name, error=str(exc))
+        if client.is_connected or client.is_reconnecting:
+            _log.warning("NATS connection error", url=shown, connection=name, error=str(exc))
+        else:
+            failed.append(str(exc))
 
-    try:
-        await client.connect(
-            options.url,
-            name=f"streamer {name}",
-            tls=options.tls(),
-            connect_timeout=_CONNECT_TIMEOUT_SECS,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
-    except (OSError, ssl.SSLError, nats.errors.Error, TimeoutError) as exc:
-        raise LogError(f"cannot connect to NATS at {shown} (STREAMER_NATS_URL): {exc}") from None
-    return client
+    await client.connect(
+        options.url,
+        name=f"streamer {name}",
+        tls=options.tls(),
+        connect_timeout=_CONNECT_TIMEOUT_SECS,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )
 
 
 @contextlib.contextmanager

@@ -218,3 +218,19 @@ def test_ctrl_c_of_demo_prints_no_traceback_and_says_what_next(
     assert "Traceback" not in terminal.text
     assert code == 0, terminal.text
     assert "Next:" in terminal.text
+
+
+def test_check_config_and_a_nats_that_cannot_be_reached_mask_the_nats_password(
+    tmp_path: Path,
+) -> None:
+    password = "nats-secret-" + "p" * 20
+    url = f"nats://streamer:{password}@127.0.0.1:9"  # nothing listens on the discard port
+    settings = {"STREAMER_LOG_BACKEND": "nats", "STREAMER_NATS_URL": url}
+
+    shown = _streamer(tmp_path, "check-config", **settings)
+    refused = _streamer(tmp_path, "run", **settings)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "nats_url = nats://****@127.0.0.1:9" in shown.stdout
+    line = _one_line_failure(refused, "cannot connect to NATS at nats://****@127.0.0.1:9")
+    assert password not in shown.stdout + shown.stderr + refused.stdout + refused.stderr, line
