@@ -73,7 +73,7 @@ async def test_one_replica_delivers_a_stream_and_another_takes_it_over_after_a_k
     assert state["status"]["id"] == 1
 
 
-async def test_a_change_made_through_one_replica_is_seen_by_the_others(
+async def test_changes_made_through_one_replica_are_seen_by_the_others(
     start_daemon: StartDaemon, new_receiver: NewReceiver
 ) -> None:
     first, second = await start_daemon(), await start_daemon()
@@ -93,6 +93,17 @@ async def test_a_change_made_through_one_replica_is_seen_by_the_others(
     response = await second.request("DELETE", f"/api/v2/data_stream/{stream}")
     assert response.status == 202
     await eventually(lambda: _gone(first, stream), 5, what="deleted for the first")
+
+    added = await first.request(
+        "POST", "/api/v1/api_callback", json={"url": "https://callback.example/hook"}
+    )
+    assert added.status == 201, (added.status, added.text)
+
+    async def shared() -> bool:
+        response = await second.request("GET", added.headers["Location"])
+        return response.status == 200 and response.json()["url"] == added.json()["url"]
+
+    await eventually(shared, 5, what="the API callback known to the other replica")
 
 
 async def _known(daemon: Daemon, stream: int) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas import Kind
+from streamer.callbacks import ApiCallbacks
 from streamer.log.base import Entry, Log, LogError, Position, StreamError, StreamStatus
 from streamer.log.base import Store as StoreProtocol
 from streamer.log.jetstream import JetStreamLog
@@ -140,6 +141,43 @@ async def test_tokens_round_trip(backend: Backend) -> None:
     assert await store.delete_token(admin) is True
     assert await store.delete_token(admin) is False
     assert [t.id for t in await store.tokens()] == [org]
+
+
+async def test_api_callbacks_round_trip(backend: Backend) -> None:
+    _, store, _ = backend
+    first = await store.add_callback(1, "https://one.example/hook")
+    second = await store.add_callback(2, "https://two.example/hook")
+
+    assert second > first
+    assert [tuple(c) for c in await store.callbacks()] == [
+        (first, 1, "https://one.example/hook"),
+        (second, 2, "https://two.example/hook"),
+    ]
+    await store.delete_callback(first)
+    assert [c.id for c in await store.callbacks()] == [second]
+    assert await store.add_callback(1, "https://three.example/hook") > second
+
+
+async def test_callbacks_of_an_earlier_versions_file_move_into_the_store(
+    backend: Backend, tmp_path: Path
+) -> None:
+    _, store, _ = backend
+    legacy = tmp_path / "api_callbacks.json"
+    legacy.write_bytes(
+        b'[{"id": 1, "organisation": 4, "url": "https://a.example/"},'
+        b' {"id": 2, "organisation": 5, "url": "https://b.example/"}]'
+    )
+    callbacks = ApiCallbacks(store)
+
+    await callbacks.import_file(legacy)
+    await callbacks.import_file(legacy)  # once only
+
+    assert [tuple(c) for c in await callbacks.list()] == [
+        (1, 4, "https://a.example/"),
+        (2, 5, "https://b.example/"),
+    ]
+    assert not legacy.exists()
+    assert (tmp_path / "api_callbacks.json.imported").exists()
 
 
 # -- JetStream ------------------------------------------------------------------------------
