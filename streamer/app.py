@@ -124,7 +124,9 @@ async def create_app(settings: Settings) -> web.Application:
     budget = IngestBudget(settings.max_inflight_ingest_bytes)
     app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers, budget)
     app[_LEASES] = leases
-    app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
+    callbacks = ApiCallbacks(store)
+    await callbacks.import_file(settings.data_dir / "api_callbacks.json")
+    app[api_callback.CALLBACKS] = callbacks
     app.add_routes(
         [
             *health.routes,

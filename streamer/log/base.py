@@ -9,7 +9,8 @@ Two interfaces, each implemented by SQLite (the embedded default) and, later, NA
   stream sequence, read by a consumer filtered on the lane's subjects).
 - ``Store``: data streams (their definition and status, written by the fan-out engine only),
   their positions (written by the stream's worker only, through ``commit_position``), dead
-  letters and tokens (on JetStream: key-value buckets, mirrored in each replica by a watch).
+  letters, tokens and the legacy API's callbacks (on JetStream: key-value buckets, mirrored in
+  each replica by a watch).
 - ``Leases``: which streams this process delivers (on JetStream: a lease per stream in a
   key-value bucket whose entries expire, so a replica that dies loses its streams to others).
 
@@ -31,6 +32,7 @@ from schemas import Kind
 from streamer.spec import StreamSpec
 
 __all__ = [
+    "CallbackRow",
     "DeadLetter",
     "Entry",
     "Leases",
@@ -150,6 +152,14 @@ class TokenRow(NamedTuple):
     created_at: str
 
 
+class CallbackRow(NamedTuple):
+    """A callback URL of the legacy API, owned by one organisation."""
+
+    id: int
+    organisation: int
+    url: str
+
+
 class Log(Protocol):
     """Records in; one organisation's records of some kinds out, by offset."""
 
@@ -238,6 +248,16 @@ class Store(Protocol):
     async def tokens(self) -> list[TokenRow]: ...
 
     async def delete_token(self, token_id: int) -> bool: ...
+
+    async def add_callback(self, organisation: int, url: str) -> int:
+        """Keep a legacy API callback URL; return its id."""
+        ...
+
+    async def callbacks(self) -> list[CallbackRow]:
+        """Every legacy API callback, by id."""
+        ...
+
+    async def delete_callback(self, callback_id: int) -> None: ...
 
     async def aclose(self) -> None:
         """Finish pending writes and close."""

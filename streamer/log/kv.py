@@ -6,7 +6,8 @@ Buckets (file storage, ``STREAMER_NATS_REPLICAS`` copies, the latest value of ea
 - ``streamer-positions``: ``<stream id>`` → the stream's position (its worker's only write);
 - ``streamer-dead-letters``: ``<stream id>.<offset>`` → kind, body, reason, time, queued;
 - ``streamer-tokens``: ``<hex digest>`` → id, role, organisation, name, creation;
-- ``streamer-ids``: the last id given to a stream and to a token (compare-and-set).
+- ``streamer-callbacks``: ``<callback id>`` → organisation and URL (the legacy API's);
+- ``streamer-ids``: the last id given to a stream, a token and a callback (compare-and-set).
 
 Every bucket but the ids is watched from the start: the watch loads the bucket, then applies
 every change any replica makes, within milliseconds. Reads answer from that mirror; a write
@@ -32,6 +33,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from schemas import Kind
 from streamer.log.base import (
+    CallbackRow,
     DeadLetter,
     LogError,
     Position,
@@ -46,14 +48,15 @@ from streamer.spec import StreamSpec
 __all__ = ["KvStore"]
 
 _OFFSET_BITS = 48
-_STREAMS, _POSITIONS, _LETTERS, _TOKENS, _IDS = (
+_STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS, _IDS = (
     "streamer-streams",
     "streamer-positions",
     "streamer-dead-letters",
     "streamer-tokens",
+    "streamer-callbacks",
     "streamer-ids",
 )
-_MIRRORED = (_STREAMS, _POSITIONS, _LETTERS, _TOKENS)
+_MIRRORED = (_STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS)
 
 
 class _Mirror:
@@ -127,6 +130,7 @@ class KvStore:
         self._positions = mirrors[_POSITIONS]
         self._letters = mirrors[_LETTERS]
         self._tokens = mirrors[_TOKENS]
+        self._callbacks = mirrors[_CALLBACKS]
         self._mirrors = list(mirrors.values())
 
     @classmethod
@@ -146,7 +150,7 @@ class KvStore:
         return cls(client, ids, mirrors)
 
     async def _next_id(self, name: str) -> int:
-        """The next id of ``name`` (``stream`` or ``token``), unique across
+        """The next id of ``name`` (``stream``, ``token``, ``callback``), unique across
         replicas: a compare-and-set on the bucket of ids."""
         with failures("numbering a new " + name):
             while True:
@@ -304,6 +308,25 @@ class KvStore:
                     await self._tokens.delete(row.digest.hex())
                 return True
         return False
+
+    # -- legacy API callbacks ------------------------------------------------------------------
+
+    async def add_callback(self, organisation: int, url: str) -> int:
+        callback_id = await self._next_id("callback")
+        with failures("storing an API callback"):
+            await self._callbacks.put(str(callback_id), {"organisation": organisation, "url": url})
+        return callback_id
+
+    async def callbacks(self) -> list[CallbackRow]:
+        rows = [
+            CallbackRow(int(key), stored["organisation"], stored["url"])
+            for key, stored in self._callbacks.items()
+        ]
+        return sorted(rows)
+
+    async def delete_callback(self, callback_id: int) -> None:
+        with failures("deleting an API callback"):
+            await self._callbacks.delete(str(callback_id))
 
     async def aclose(self) -> None:
         for mirror in self._mirrors:

@@ -95,7 +95,9 @@ async def test_changes_made_through_one_replica_are_seen_by_the_others(
     await eventually(lambda: _gone(first, stream), 5, what="deleted for the first")
 
     added = await first.request(
-        "POST", "/api/v1/api_callback", json={"url": "https://callback.example/hook"}
+        "POST",
+        "/api/v1/api_callback",
+        json={"url": "https://callback.example/hook", "organisation": {"id": 1}},
     )
     assert added.status == 201, (added.status, added.text)
 
