@@ -29,17 +29,18 @@ import os
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nats.errors
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    Header,
     StorageType,
     StreamConfig,
 )
@@ -56,6 +57,7 @@ _APPENDED = "streamer.appended"
 DUPLICATE_WINDOW_SECS = 120.0
 _CONSUMER_IDLE_SECS = 30.0  # a reader's consumer the server deletes if the reader vanished
 _NONE = "_"
+_V1_REPLY_TOKENS = 9
 
 Arrivals = Callable[[Mapping[int, int]], None]
 """Told, per organisation, how many records another replica appended."""
@@ -66,7 +68,6 @@ class JetStreamLog:
 
     def __init__(self, client: Client, retention_secs: float, replicas: int) -> None:
         self._client = client
-        self._js: JetStreamContext = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
         self._retention_secs = retention_secs
         self._replicas = replicas
         self._last_offset = 0
@@ -119,22 +120,23 @@ class JetStreamLog:
             digest.update(entry.body)
             digest.update(b"\n")
         append_id = digest.hexdigest()
-        acks: list[asyncio.Future[nats.js.api.PubAck]] = []
-        try:
-            with failures("appending to the log"):
+        acks = _Acks(len(entries))
+        inbox = self._client.new_inbox()
+        with failures("appending to the log"):
+            subscription = await self._client.subscribe(f"{inbox}.*", cb=acks.take)
+            try:
                 for index, entry in enumerate(entries):
-                    acks.append(
-                        await self._js.publish_async(
-                            _subject(entry),
-                            entry.body,
-                            headers={"Nats-Msg-Id": f"{append_id}-{index}"},
-                        )
+                    await self._client.publish(
+                        _subject(entry),
+                        entry.body,
+                        reply=f"{inbox}.{index}",
+                        headers={"Nats-Msg-Id": f"{append_id}-{index}"},
                     )
-                stored = await asyncio.wait_for(asyncio.gather(*acks), REQUEST_TIMEOUT_SECS)
-        finally:
-            for ack in acks:
-                ack.cancel()  # a no-op for the settled ones
-        last = max(ack.seq for ack in stored)
+                await asyncio.wait_for(acks.done.wait(), REQUEST_TIMEOUT_SECS)
+            finally:
+                await subscription.unsubscribe()
+            acks.check()
+        last = acks.last
         self._saw(last)
         await self._announce(entries, last)
         return last
@@ -177,7 +179,7 @@ class JetStreamLog:
                 await self._drop_reader(name)
         rows = []
         for msg in messages:
-            offset = msg.metadata.sequence.stream
+            offset = _stream_sequence(msg.reply)
             if offset > ceiling:
                 break
             rows.append(_row(msg, offset))
@@ -206,17 +208,29 @@ class JetStreamLog:
         return info.name, info.num_pending or 0
 
     async def _fetch(self, consumer: str, count: int) -> list[Msg]:
-        subscription = await self._js.pull_subscribe_bind(consumer=consumer, stream=STREAM)
+        """Up to ``count`` messages of ``consumer``: one pull request (``no_wait``: the server
+        sends what it has, then a status), its answers gathered by a plain subscription (the
+        client's own ``fetch`` awaits each message in a task of its own, several times the cost
+        on the delivery path)."""
         messages: list[Msg] = []
+        done = asyncio.Event()
+
+        async def take(msg: Msg) -> None:
+            if msg.headers is not None and Header.STATUS in msg.headers:  # no more: 404 or 408
+                done.set()
+                return
+            messages.append(msg)
+            if len(messages) >= count:
+                done.set()
+
+        inbox = self._client.new_inbox()
+        subscription = await self._client.subscribe(inbox, cb=take)
         try:
-            while len(messages) < count:
-                try:
-                    batch = await subscription.fetch(
-                        count - len(messages), timeout=REQUEST_TIMEOUT_SECS
-                    )
-                except nats.errors.TimeoutError:  # trimmed by age meanwhile: no more
-                    break
-                messages.extend(batch)
+            request = orjson.dumps({"batch": count, "no_wait": True})
+            await self._client.publish(
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}", request, reply=inbox
+            )
+            await asyncio.wait_for(done.wait(), REQUEST_TIMEOUT_SECS)
         finally:
             await subscription.unsubscribe()
         return messages
@@ -267,10 +281,48 @@ class JetStreamLog:
         await self._client.close()  # every append was acknowledged or failed already
 
 
+class _Acks:
+    """JetStream's answers to one append's publishes: done at the last acknowledgement, or at
+    the first refusal."""
+
+    def __init__(self, expected: int) -> None:
+        self.done = asyncio.Event()
+        self.last = 0  # the highest offset acknowledged
+        self._expected = expected
+        self._refusal: dict[str, Any] | None = None
+
+    async def take(self, msg: Msg) -> None:
+        if msg.headers is not None and Header.STATUS in msg.headers:  # 503: no stream answered
+            self._refusal = {"code": int(msg.headers[Header.STATUS]), "description": "no stream"}
+        else:
+            answer = orjson.loads(msg.data)
+            if "error" in answer:
+                self._refusal = answer["error"]
+            else:
+                self.last = max(self.last, int(answer["seq"]))  # a duplicate's first offset
+                self._expected -= 1
+        if self._refusal is not None or self._expected == 0:
+            self.done.set()
+
+    def check(self) -> None:
+        """Raise the refusal JetStream answered, if any."""
+        if self._refusal is not None:
+            raise nats.js.errors.APIError.from_error(self._refusal)
+
+
 def _subject(entry: Entry) -> str:
     event_type = _NONE if entry.event_type is None else entry.event_type
     alert = _NONE if entry.alert is None else entry.alert
     return f"{_SUBJECT}.{entry.organisation}.{entry.kind.value}.{event_type}.{alert}"
+
+
+def _stream_sequence(reply: str) -> int:
+    """The stream sequence in a JetStream message's reply subject, read directly: the
+    client's ``Msg.metadata`` also builds a timestamp and dataclasses, several times the cost
+    on the delivery path. ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…`` (9
+    tokens) or, with domain and account, ``$JS.ACK.<domain>.<account>.<stream>.…`` (12)."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == _V1_REPLY_TOKENS else tokens[Msg.Ack.StreamSeq])
 
 
 def _row(msg: Msg, offset: int) -> Row:
