@@ -34,15 +34,20 @@ from streamer.destinations import connector_factory
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Log, Store
+from streamer.log.jetstream import JetStreamLog
+from streamer.log.kv import KvStore
+from streamer.log.leases import KvLeases
+from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders, default_workers
 
-__all__ = ["create_app", "open_store"]
+__all__ = ["create_app", "nats_options", "open_store"]
 
 _log = structlog.get_logger("streamer")
 _TRIM_EVERY_SECS = 300.0
 _SESSIONS = web.AppKey("http sessions", Sessions)  # the destinations' shared client sessions
+_LEASES: web.AppKey[KvLeases | None] = web.AppKey("leases")
 
 
 async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
@@ -54,15 +59,38 @@ async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
     )
 
 
+def nats_options(settings: Settings) -> NatsOptions:
+    return NatsOptions(
+        settings.nats_url,
+        settings.nats_replicas,
+        settings.nats_tls_ca_file,
+        settings.nats_tls_cert_file,
+        settings.nats_tls_key_file,
+    )
+
+
 async def open_store(settings: Settings) -> Store:
     """The configured store, beside a running service (tokens and streams only)."""
+    if settings.log_backend == "nats":
+        return await KvStore.open(nats_options(settings))
     return await _open_sqlite(settings, service=False)
 
 
-async def _open(settings: Settings) -> tuple[Log, Store]:
-    """The configured log and store, for the service (one per data directory)."""
-    backend = await _open_sqlite(settings, service=True)
-    return backend, backend
+async def _open(settings: Settings) -> tuple[Log, Store, KvLeases | None]:
+    """The configured log and store, for the service (SQLite: one per data directory), and the
+    leases that share the streams out among replicas (JetStream: any number on one NATS)."""
+    if settings.log_backend == "sqlite":
+        backend = await _open_sqlite(settings, service=True)
+        return backend, backend, None
+    options = nats_options(settings)
+    async with contextlib.AsyncExitStack() as opening:
+        log = await JetStreamLog.open(options, settings.retention_days * 86400)
+        opening.push_async_callback(log.aclose)
+        store = await KvStore.open(options)
+        opening.push_async_callback(store.aclose)
+        leases = await KvLeases.open(options)
+        opening.pop_all()
+    return log, store, leases
 
 
 async def create_app(settings: Settings) -> web.Application:
@@ -78,7 +106,7 @@ async def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=settings.max_body_bytes,
     )
-    log, store = await _open(settings)
+    log, store, leases = await _open(settings)
     metrics = Metrics()
     tokens = Tokens(store)
     if settings.bootstrap_token is not None:
@@ -93,7 +121,10 @@ async def create_app(settings: Settings) -> web.Application:
         metrics=metrics,
         linger_secs=settings.linger_ms / 1000,
         max_wait_secs=settings.batch_max_wait_ms / 1000,
+        leases=leases,
     )
+    if isinstance(log, JetStreamLog):  # other replicas' appends wake this one's streams
+        log.on_arrivals(fanout.arrived)
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
     readers = BodyReaders(
         workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc
@@ -101,7 +132,10 @@ async def create_app(settings: Settings) -> web.Application:
     budget = IngestBudget(settings.max_inflight_ingest_bytes)
     app[SERVICES] = Services(settings, log, store, fanout, tokens, metrics, readers, budget)
     app[_SESSIONS] = sessions
-    app[api_callback.CALLBACKS] = ApiCallbacks(settings.data_dir / "api_callbacks.json")
+    app[_LEASES] = leases
+    callbacks = ApiCallbacks(store)
+    await callbacks.import_file(settings.data_dir / "api_callbacks.json")
+    app[api_callback.CALLBACKS] = callbacks
     app.add_routes(
         [
             *health.routes,
@@ -132,6 +166,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     await services.fanout.start()
     background = [
         asyncio.create_task(_trim(services), name="retention"),
+        asyncio.create_task(services.fanout.follow(), name="follow the store"),
         asyncio.create_task(
             log_summaries(services.metrics, services.settings.summary_interval_secs),
             name="delivery summary",
@@ -146,6 +181,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     await services.readers.close(budget.close_secs())
     await services.fanout.stop(budget.delivery_drain_secs())
     await app[_SESSIONS].aclose()
+    leases = app[_LEASES]
+    if leases is not None:
+        await leases.aclose()
     await services.store.aclose()
     await services.log.aclose()
 

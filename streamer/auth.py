@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from streamer.log.base import Store, TokenRow
+from streamer.log.base import LogError, Store, TokenRow
 
 __all__ = ["ROLES", "Principal", "Tokens", "digest", "new_token"]
 
@@ -60,9 +60,15 @@ class Tokens:
         return token_id, token
 
     async def ensure(self, token: str, role: str, name: str) -> None:
-        """Make sure ``token`` exists as a platform token (the bootstrap token)."""
-        if await self._store.token(digest(token)) is None:
+        """Make sure ``token`` exists as a platform token (the bootstrap token); replicas
+        starting together may race to add it, and one of them does."""
+        if await self._store.token(digest(token)) is not None:
+            return
+        try:
             await self._store.add_token(digest(token), role, None, name)
+        except LogError:
+            if await self._store.token(digest(token)) is None:
+                raise
 
     async def check(self, token: str) -> Principal | None:
         presented = digest(token)

@@ -25,6 +25,7 @@ from streamer.daemon import ListenError, serve
 from streamer.demo import demo
 from streamer.log.base import LogError, TokenRow
 from streamer.logs import configure_logging
+from streamer.redact import mask_url
 from streamer.replay import replay, simulate
 from streamer.status import show_streams, top
 
@@ -231,6 +232,8 @@ def _check_config(args: argparse.Namespace) -> int:
     check_data_dir(existing, create=False)  # what ``run`` will use, or where it will make it
     for name, value in settings.model_dump().items():
         shown = "****" if isinstance(value, SecretStr) else value
+        if name == "nats_url":  # a user and password or a token may be in it
+            shown = mask_url(value)
         print(f"{name} = {shown}")
     return 0
 

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     retry_cap_secs: float = Field(30.0, gt=0)
     log_backend: Literal["sqlite", "nats"] = "sqlite"
     nats_url: str = "nats://127.0.0.1:4222"
+    """The NATS server(s) of the ``nats`` backend, comma-separated; a user and password or a
+    token may be in it (``nats://user:password@host:4222``): it is shown masked."""
+    nats_replicas: int = Field(1, ge=1, le=5)
+    """Copies JetStream keeps of the records and the store (at most the cluster's nodes)."""
+    nats_tls_ca_file: Path | None = None
+    nats_tls_cert_file: Path | None = None
+    nats_tls_key_file: Path | None = None
     datadog_url: str | None = None
     s3_server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = "AES256"
     """Server-side encryption of every S3 object (the seed's security guidelines)."""
@@ -79,13 +86,6 @@ class Settings(BaseSettings):
     """How often the log gets a delivery line for each stream that moved."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-
-    @field_validator("log_backend")
-    @classmethod
-    def _backend_in_this_build(cls, value: str) -> str:
-        if value != "sqlite":
-            raise ValueError("the JetStream backend (nats) is not in this build yet; use sqlite")
-        return value
 
     @field_validator("listen")
     @classmethod

@@ -11,8 +11,12 @@ fixture); daemons started as subprocesses inherit these.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.nats_server import NatsServer
 
 _AWS_DEFAULTS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -32,3 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Services built in the test process parse ingest bodies in it (no worker processes to
     # spawn per test); the daemons of tests/e2e ask for a worker process explicitly.
     os.environ["STREAMER_INGEST_WORKERS"] = "0"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A ``nats-server -js`` of the test's own (random port, store in ``tmp_path``), stopped
+    at the end; ``restart()`` brings it back on the same port and store."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()

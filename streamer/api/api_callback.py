@@ -28,12 +28,13 @@ def _item(callback: ApiCallback) -> dict[str, Any]:
     return {"id": callback.id, "url": callback.url}
 
 
-def find_callback(
+async def find_callback(
     request: web.Request, principal: Principal, callback_id: object, missing: int = 404
 ) -> ApiCallback:
     """The principal's callback ``callback_id``; ``missing`` (an HTTP status) for an unknown
     one or another organisation's."""
-    found = request.app[CALLBACKS].get(callback_id) if isinstance(callback_id, int) else None
+    callbacks = request.app[CALLBACKS]
+    found = await callbacks.get(callback_id) if isinstance(callback_id, int) else None
     if found is None or not principal.sees(found.organisation):
         raise ApiError(missing, f"no such api_callback: {callback_id}")
     return found
@@ -41,13 +42,13 @@ def find_callback(
 
 async def list_callbacks(request: web.Request) -> web.Response:
     principal = require(request, *READ)
-    callbacks = request.app[CALLBACKS].list()
+    callbacks = await request.app[CALLBACKS].list()
     return web.json_response([_item(c) for c in callbacks if principal.sees(c.organisation)])
 
 
 async def get_callback(request: web.Request) -> web.Response:
     principal = require(request, *READ)
-    return web.json_response(_item(find_callback(request, principal, _ident(request))))
+    return web.json_response(_item(await find_callback(request, principal, _ident(request))))
 
 
 async def create_callback(request: web.Request) -> web.Response:
@@ -73,7 +74,7 @@ async def create_callback(request: web.Request) -> web.Response:
 
 async def delete_callback(request: web.Request) -> web.Response:
     principal = require(request, *WRITE)
-    callback = find_callback(request, principal, _ident(request))
+    callback = await find_callback(request, principal, _ident(request))
     await request.app[CALLBACKS].delete(callback.id)
     return web.Response(status=204)
 

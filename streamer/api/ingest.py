@@ -3,7 +3,9 @@
 All or nothing: one unreadable record (or one of the other kind) refuses the whole request
 with every problem listed, and nothing is stored. 503 with ``Retry-After`` (nothing stored)
 when the log is full, the service is draining, or no ingest worker could read the body (it
-died twice in a row, hung past ``STREAMER_INGEST_TIMEOUT_SECS``, or none can start). Records
+died twice in a row, hung past ``STREAMER_INGEST_TIMEOUT_SECS``, or none can start); 503 too
+when the log cannot be reached (JetStream: NATS away), where part of the request may be stored
+and the client's retry of it is not stored twice (``streamer/log/jetstream.py``). Records
 are normalised once, here; the log holds their canonical bytes.
 """
 
@@ -19,7 +21,7 @@ from streamer.api.budget import Reservation
 from streamer.api.errors import ApiError, Handler
 from streamer.api.limits import read_body
 from streamer.api.services import SERVICES
-from streamer.log.base import LogFullError
+from streamer.log.base import LogError, LogFullError
 from streamer.workers import WorkersUnavailable
 
 __all__ = ["count_rejections", "routes"]
@@ -76,6 +78,12 @@ async def _ingest(request: web.Request, kind: Kind) -> web.Response:
             await services.log.append(entries)
         except LogFullError as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": "30"}) from None
+        except LogError as exc:  # the log is out of reach (NATS away): some may be stored
+            raise ApiError(
+                503,
+                f"{exc}; nothing is guaranteed stored, send it again",
+                headers={"Retry-After": "2"},
+            ) from None
     services.fanout.notify(entries)
     services.metrics.ingested.labels(kind.value).inc(len(entries))
     return web.json_response({"accepted": len(entries)}, status=202)

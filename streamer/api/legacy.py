@@ -226,7 +226,9 @@ async def create_stream(request: web.Request) -> web.Response:
             errors=[_field("api_callback.id", "not an id")],
         )
     if isinstance(callback, dict) and "id" in callback and "url" not in callback:
-        body["api_callback"] = {"url": find_callback(request, principal, callback["id"], 422).url}
+        body["api_callback"] = {
+            "url": (await find_callback(request, principal, callback["id"], 422)).url
+        }
     spec = validate_spec(v2_body(body))
     state = await create(request, principal, spec)
     return web.Response(status=201, headers={"Location": f"/api/v1/data_stream/{state.id}"})

@@ -6,6 +6,13 @@ stream's worker alone writes its position. Each running stream has one worker ta
 here and awaited on stop, so a slow or failed stream holds back only itself. Appends wake only
 the workers of the organisations they hold.
 
+Other processes change streams too (replicas on JetStream; on SQLite nobody does): ``follow``
+reads the store every ``SYNC_SECS`` and applies what changed since it last looked (a stream
+created, redefined, paused, resumed, restarted or deleted elsewhere), and delivers exactly the
+delivering streams whose lease this process holds (``Leases``): a lease taken starts the
+stream's worker, a lease lost stops it. Every operation and every sync hold one lock, so the
+engine never sees a half-done change of its own.
+
 A stored stream whose connector cannot be built (its destination was allowed by a setting the
 service no longer has) goes to Error with the reason, at start as on resume or restart (which
 then raise ``ValueError`` with it); every other stream goes on.
@@ -16,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter
@@ -28,16 +35,39 @@ from streamer.fanout.pages import Pages
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
 from streamer.fanout.worker import StreamWorker
-from streamer.log.base import Entry, Log, LogError, Store, Stream, StreamError, StreamStatus
+from streamer.log.base import (
+    Entry,
+    Leases,
+    Log,
+    LogError,
+    Store,
+    Stream,
+    StreamError,
+    StreamStatus,
+)
 from streamer.metrics import Metrics
 from streamer.spec import Ref, StreamSpec
 
-__all__ = ["ConnectorFactory", "Fanout", "StreamConflict"]
+__all__ = ["SYNC_SECS", "ConnectorFactory", "Fanout", "StreamConflict"]
 
 ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
 """Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
 _log = structlog.get_logger("streamer.fanout")
 _organisation = attrgetter("organisation")
+SYNC_SECS = 0.5
+_DELIVERING = (StreamStatus.RUNNING, StreamStatus.PENDING)
+_RELEASE_DEADLINE_SECS = 1.0  # at shutdown; leases run out by themselves
+_Seen = tuple[StreamSpec, StreamStatus, StreamError | None]
+
+
+class _Alone:
+    """The leases of the one service on an embedded log: every stream is its own."""
+
+    async def hold(self, stream_ids: Collection[int]) -> set[int]:
+        return set(stream_ids)
+
+    async def release(self, stream_ids: Collection[int]) -> None:
+        return None
 
 
 class StreamConflict(Exception):
@@ -55,9 +85,11 @@ class Fanout:
         metrics: Metrics,
         linger_secs: float,
         max_wait_secs: float,
+        leases: Leases | None = None,
     ) -> None:
         """``linger_secs``: how long the log must be quiet before a partial batch goes;
-        ``max_wait_secs``: the longest a partial batch waits while records keep arriving."""
+        ``max_wait_secs``: the longest a partial batch waits while records keep arriving;
+        ``leases``: which streams this process delivers (``None``: all of them)."""
         self._log = log
         self._store = store
         self._connectors = connectors
@@ -69,14 +101,55 @@ class Fanout:
         self._streams: dict[int, Stream] = {}
         self._workers: dict[int, tuple[StreamWorker, asyncio.Task[None]]] = {}
         self._listening: defaultdict[int, set[StreamWorker]] = defaultdict(set)
+        self._leases: Leases = _Alone() if leases is None else leases
+        self._lock = asyncio.Lock()
+        self._seen: dict[int, _Seen] = {}  # each stream as the store had it when last looked
+        self._held: set[int] = set()
 
     async def start(self) -> None:
         """Load every stream and resume the ones that were delivering (no fail fast: a
         restart of the service is not a restart of the stream)."""
-        for stream in await self._store.streams():
-            self._streams[stream.id] = stream
+        await self.sync()
+
+    async def follow(self) -> None:
+        """Apply the store's changes every ``SYNC_SECS``, until cancelled."""
+        while True:
+            await asyncio.sleep(SYNC_SECS)
+            try:
+                await self.sync()
+            except LogError as exc:  # the store is out of reach: try again
+                _log.warning("reading the streams failed", error=str(exc))
+
+    async def sync(self) -> None:
+        """Apply what changed in the store since the last look, and take or give up leases."""
+        async with self._lock:
+            stored = {stream.id: stream for stream in await self._store.streams()}
+            for stream_id in [i for i in self._streams if i not in stored]:
+                await self._forget_stream(stream_id)
+            delivering = [i for i, stream in stored.items() if stream.status in _DELIVERING]
+            await self._leases.release(self._held.difference(delivering))
+            held = await self._leases.hold(delivering)
+            taken, self._held = held - self._held, held
+            for stream in stored.values():
+                await self._follow(stream, held=stream.id in held, taken=stream.id in taken)
+
+    async def _follow(self, stored: Stream, *, held: bool, taken: bool) -> None:
+        """Bring the stream in line with the store: stop it if it is no longer this process's
+        to deliver (or was redefined), start it if it became so."""
+        seen: _Seen = (stored.spec, stored.status, stored.error)
+        changed = self._seen.get(stored.id) != seen
+        self._seen[stored.id] = seen
+        stream = self._streams.setdefault(stored.id, stored)
+        respecified = stream.spec != stored.spec
+        if changed:
+            stream.spec, stream.status, stream.error = seen
             self._metrics.status.labels(str(stream.id)).set(stream.status)
-            if stream.status in (StreamStatus.RUNNING, StreamStatus.PENDING):
+        delivering = held and stream.status in _DELIVERING
+        if stream.id in self._workers and (not delivering or respecified):
+            await self._halt(stream.id)
+        if stream.id not in self._workers:
+            stream.position = stored.position  # another replica may have moved it
+            if delivering and (changed or taken):
                 with contextlib.suppress(ValueError):  # in Error with the reason: go on
                     await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
 
@@ -87,8 +160,12 @@ class Fanout:
 
     def notify(self, entries: Sequence[Entry]) -> None:
         """``entries`` were appended: tell the workers of their organisations."""
+        self.arrived(Counter(map(_organisation, entries)))
+
+    def arrived(self, counts: Mapping[int, int]) -> None:
+        """``counts[organisation]`` records were appended (here or by another replica)."""
         self._quiet.appended()
-        for organisation, count in Counter(map(_organisation, entries)).items():
+        for organisation, count in counts.items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
 
@@ -113,10 +190,13 @@ class Fanout:
         of an AWS role) finds it there."""
         spec = spec.model_copy(update={"organisation": Ref(id=organisation)})
         await self._check(spec)
-        oldest, last = await self._log.bounds()
-        offset = oldest if spec.stream_historic_data else last
-        stream = await self._store.create_stream(organisation, spec, offset)
-        self._streams[stream.id] = stream
+        async with self._lock:
+            oldest, last = await self._log.bounds()
+            offset = oldest if spec.stream_historic_data else last
+            stream = await self._store.create_stream(organisation, spec, offset)
+            self._streams[stream.id] = stream
+            self._seen[stream.id] = (spec, stream.status, None)
+            await self._launch(stream, fail_fast=True)
         _log.info(
             "stream created",
             stream=stream.id,
@@ -124,41 +204,46 @@ class Fanout:
             destination=spec.destination.connection_type,
             format_version=spec.format_version,
         )
-        await self._launch(stream, fail_fast=True)
         return stream
 
     async def update(self, stream_id: int, spec: StreamSpec) -> None:
         """Replace the stream's definition; a delivering stream picks it up at once."""
         await self._check(spec)
-        stream = self._streams[stream_id]
-        await self._store.define_stream(stream_id, spec)  # stored first: a refused write
-        running = stream_id in self._workers  # leaves the stream as it was
-        await self._halt(stream_id)
-        stream.spec = spec
+        async with self._lock:
+            stream = self._streams[stream_id]
+            await self._store.define_stream(stream_id, spec)  # stored first: a refused write
+            running = stream_id in self._workers  # leaves the stream as it was
+            await self._halt(stream_id)
+            stream.spec = spec
+            self._saw(stream)
+            if running:
+                await self._launch(stream, fail_fast=False)
         _log.info("stream changed", stream=stream_id)
-        if running:
-            await self._launch(stream, fail_fast=False)
 
     async def pause(self, stream_id: int) -> None:
-        await self._halt(stream_id)
-        await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
+        async with self._lock:
+            await self._halt(stream_id)
+            await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
         _log.info("stream paused", stream=stream_id)
 
     async def resume(self, stream_id: int) -> None:
         """Deliver a paused stream again; ``ValueError`` if its connector cannot be built."""
-        stream = self._streams[stream_id]
-        if stream.status is StreamStatus.PAUSED and stream_id not in self._workers:
+        async with self._lock:
+            stream = self._streams[stream_id]
+            if stream.status is not StreamStatus.PAUSED or stream_id in self._workers:
+                return
             await self._launch(stream, fail_fast=False)
-            _log.info("stream resumed", stream=stream_id)
+        _log.info("stream resumed", stream=stream_id)
 
     async def restart(self, stream_id: int) -> None:
         """Take the stream out of Error (or re-initialise it) from its last acknowledged record;
         ``ValueError`` if its connector cannot be built."""
-        stream = self._streams[stream_id]
-        if stream.status is StreamStatus.PAUSED:
-            raise StreamConflict("the stream is paused: resume it instead")
-        await self._halt(stream_id)
-        await self._launch(stream, fail_fast=True)
+        async with self._lock:
+            stream = self._streams[stream_id]
+            if stream.status is StreamStatus.PAUSED:
+                raise StreamConflict("the stream is paused: resume it instead")
+            await self._halt(stream_id)
+            await self._launch(stream, fail_fast=True)
         _log.info("stream restarted", stream=stream_id)
 
     async def replay_dead_letters(self, stream_id: int) -> int:
@@ -171,11 +256,16 @@ class Fanout:
         return requeued
 
     async def delete(self, stream_id: int) -> None:
+        async with self._lock:
+            await self._forget_stream(stream_id)
+            await self._store.delete_stream(stream_id)
+        _log.info("stream deleted", stream=stream_id)
+
+    async def _forget_stream(self, stream_id: int) -> None:
         await self._halt(stream_id)
         del self._streams[stream_id]
-        await self._store.delete_stream(stream_id)
+        self._seen.pop(stream_id, None)
         self._metrics.forget(str(stream_id))
-        _log.info("stream deleted", stream=stream_id)
 
     async def stop(self, deadline_secs: float) -> None:
         """Let in-flight sends finish within ``deadline_secs``, then cancel what is left."""
@@ -187,6 +277,9 @@ class Fanout:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):  # unreleased leases run out by themselves
+            await asyncio.wait_for(self._leases.release(self._held), _RELEASE_DEADLINE_SECS)
+        self._held = set()
 
     async def _check(self, spec: StreamSpec) -> None:
         """Refuse (``ValueError``) a spec whose connector cannot be built, before storing it."""
@@ -205,6 +298,10 @@ class Fanout:
             raise ValueError(reason) from None
         # A new or restarted stream is Pending until its first batch is acknowledged.
         await self._set_status(stream, StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING)
+        if stream.id not in await self._leases.hold([stream.id]):
+            await connector.aclose()  # the replica holding the lease delivers it
+            return
+        self._held.add(stream.id)
         worker = StreamWorker(
             stream,
             connector,
@@ -285,7 +382,12 @@ class Fanout:
     ) -> None:
         await self._store.set_status(stream.id, status, error)
         stream.status, stream.error = status, error
+        self._saw(stream)
         self._metrics.status.labels(str(stream.id)).set(status)
+
+    def _saw(self, stream: Stream) -> None:
+        """This process changed the stream: no change for ``sync`` to apply."""
+        self._seen[stream.id] = (stream.spec, stream.status, stream.error)
 
 
 def _now() -> str:

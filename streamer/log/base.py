@@ -9,7 +9,10 @@ Two interfaces, each implemented by SQLite (the embedded default) and, later, NA
   stream sequence, read by a consumer filtered on the lane's subjects).
 - ``Store``: data streams (their definition and status, written by the fan-out engine only),
   their positions (written by the stream's worker only, through ``commit_position``), dead
-  letters and tokens (on JetStream: key-value buckets and each stream's durable consumer).
+  letters, tokens and the legacy API's callbacks (on JetStream: key-value buckets, mirrored in
+  each replica by a watch).
+- ``Leases``: which streams this process delivers (on JetStream: a lease per stream in a
+  key-value bucket whose entries expire, so a replica that dies loses its streams to others).
 
 Guarantees every backend gives:
 - ``append`` returns only after the entries are durably stored, all of them or none;
@@ -29,8 +32,10 @@ from schemas import Kind
 from streamer.spec import StreamSpec
 
 __all__ = [
+    "CallbackRow",
     "DeadLetter",
     "Entry",
+    "Leases",
     "Log",
     "LogError",
     "LogFullError",
@@ -147,6 +152,14 @@ class TokenRow(NamedTuple):
     created_at: str
 
 
+class CallbackRow(NamedTuple):
+    """A callback URL of the legacy API, owned by one organisation."""
+
+    id: int
+    organisation: int
+    url: str
+
+
 class Log(Protocol):
     """Records in; one organisation's records of some kinds out, by offset."""
 
@@ -236,6 +249,30 @@ class Store(Protocol):
 
     async def delete_token(self, token_id: int) -> bool: ...
 
+    async def add_callback(self, organisation: int, url: str) -> int:
+        """Keep a legacy API callback URL; return its id."""
+        ...
+
+    async def callbacks(self) -> list[CallbackRow]:
+        """Every legacy API callback, by id."""
+        ...
+
+    async def delete_callback(self, callback_id: int) -> None: ...
+
     async def aclose(self) -> None:
         """Finish pending writes and close."""
+        ...
+
+
+class Leases(Protocol):
+    """Which data streams this process delivers: each stream is delivered by one process at a
+    time (SQLite: the one service; JetStream: the replica holding the stream's lease)."""
+
+    async def hold(self, stream_ids: Collection[int]) -> set[int]:
+        """Renew the leases this process holds among ``stream_ids`` and take the free ones;
+        return the ids whose lease it holds now."""
+        ...
+
+    async def release(self, stream_ids: Collection[int]) -> None:
+        """Give up these leases, so that another process may take the streams at once."""
         ...

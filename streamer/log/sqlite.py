@@ -35,6 +35,7 @@ import orjson
 
 from schemas import Kind
 from streamer.log.base import (
+    CallbackRow,
     DeadLetter,
     Entry,
     LogError,
@@ -101,6 +102,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     at TEXT NOT NULL,
     queued INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS api_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organisation INTEGER NOT NULL,
+    url TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, queued, id);
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (stream, offset);
@@ -418,6 +424,29 @@ class SqliteLog:
             lambda conn: conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount
         )
         return bool(deleted)
+
+    # -- legacy API callbacks ------------------------------------------------------------------
+
+    async def add_callback(self, organisation: int, url: str) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            added = conn.execute(
+                "INSERT INTO api_callbacks (organisation, url) VALUES (?, ?)", (organisation, url)
+            )
+            return int(added.lastrowid or 0)
+
+        return int(await self._write(job))
+
+    async def callbacks(self) -> list[CallbackRow]:
+        def job(conn: sqlite3.Connection) -> list[CallbackRow]:
+            rows = conn.execute("SELECT id, organisation, url FROM api_callbacks ORDER BY id")
+            return [CallbackRow(*row) for row in rows]
+
+        return await self._read(job)
+
+    async def delete_callback(self, callback_id: int) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM api_callbacks WHERE id = ?", (callback_id,))
+        )
 
     async def aclose(self) -> None:
         self._refusal = self._refusal or LogError("the log is closed")

@@ -1,9 +1,12 @@
 """Fixtures for the end-to-end suite: daemons (real subprocesses) and receivers (real servers).
 
 ``start_daemon(**env)`` starts ``streamer run`` on a fresh data directory with the e2e defaults
-(see ``harness.Daemon``) overridden by ``env``; at the end of the test every daemon still
-running is stopped with SIGTERM and must exit with code 0. ``daemon`` is one with the defaults.
-``new_receiver()`` starts a receiver; all are closed at the end, before the daemons stop.
+(see ``harness.Daemon``) overridden by ``env``, on the SQLite backend or, in tests marked
+``ON_BOTH_BACKENDS`` (``tests/log/backends.py``), on each backend in turn: with ``nats``, every
+daemon of the test shares one ``nats-server`` of the test's own (``daemon_nats``). At the end of
+the test every daemon still running is stopped with SIGTERM and must exit with code 0.
+``daemon`` is one with the defaults. ``new_receiver()`` starts a receiver; all are closed at
+the end, before the daemons stop.
 ``aws`` is a fresh moto account (organisation 1, the e2e records' own) with a proxy in front of
 moto; it changes nothing in this process's environment: a daemon reaches it only through
 ``start_daemon(**aws.account.environment(...))``.
@@ -20,6 +23,7 @@ import pytest
 from tests.aws import Account, Aws, AwsProxy, Moto
 from tests.connectors.fakes import FakeDatadog, FakeKeen
 from tests.e2e.harness import Daemon, NewReceiver, Receiver, StartDaemon
+from tests.nats_server import NatsServer
 
 
 @pytest.fixture
@@ -28,13 +32,38 @@ def bootstrap_token() -> str:
 
 
 @pytest.fixture
-async def start_daemon(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[StartDaemon]:
+def log_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite``, unless the test is parametrised over both backends."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def daemon_nats(log_backend: str, tmp_path: Path) -> Iterator[NatsServer | None]:
+    """The NATS server of the test's daemons on the ``nats`` backend; ``None`` on SQLite."""
+    if log_backend != "nats":
+        yield None
+        return
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def start_daemon(
+    tmp_path: Path, bootstrap_token: str, daemon_nats: NatsServer | None
+) -> AsyncIterator[StartDaemon]:
     daemons: list[Daemon] = []
+    backend = (
+        {}
+        if daemon_nats is None
+        else {"STREAMER_LOG_BACKEND": "nats", "STREAMER_NATS_URL": daemon_nats.url}
+    )
 
     async def start(**env: str) -> Daemon:
         data_dir = tmp_path / f"daemon-{len(daemons)}" / "data"
         data_dir.parent.mkdir(parents=True)
-        daemon = Daemon(data_dir, bootstrap_token, env)
+        daemon = Daemon(data_dir, bootstrap_token, {**backend, **env})
         daemons.append(daemon)
         await daemon.start()
         return daemon

@@ -15,6 +15,9 @@ from collections import Counter
 
 from schemas import Kind, Version, dumps
 from tests.e2e.harness import Exchange, NewReceiver, StartDaemon, eventually, fleet_records
+from tests.log.backends import ON_BOTH_BACKENDS
+
+pytestmark = ON_BOTH_BACKENDS
 
 TOTAL = 100_000
 PER_REQUEST = 500

@@ -16,6 +16,9 @@ from jsonschema import Draft202012Validator
 from schemas import Kind, Version, dumps, json_schema, parse_record
 from streamer.simulate import Fleet
 from tests.e2e.harness import Daemon, NewReceiver, eventually, fleet_records, json_array, ndjson
+from tests.log.backends import ON_BOTH_BACKENDS
+
+pytestmark = ON_BOTH_BACKENDS
 
 SIZE = 7
 PER_KIND_AND_VERSION = 15

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from schemas import Kind, Version
 from tests.e2e.harness import NewReceiver, Reply, StartDaemon, eventually, fleet_records, ndjson
+from tests.log.backends import ON_BOTH_BACKENDS
+
+pytestmark = ON_BOTH_BACKENDS
 
 RECORDS_PER_KIND = 1000
 SIZE = 50

@@ -25,6 +25,9 @@ from tests.e2e.harness import (
     ids_of,
     ndjson,
 )
+from tests.log.backends import ON_BOTH_BACKENDS
+
+pytestmark = ON_BOTH_BACKENDS
 
 RUNNING, PAUSED, ERROR = 1, 2, 3
 

@@ -1,5 +1,6 @@
-"""Fixtures of the fan-out tests: a real SQLite log in a temporary directory, and the engine
-over it (``tests/fanout/doubles.py``), stopped at the end of each test."""
+"""Fixtures of the fan-out tests: a real log and store (SQLite in a temporary directory, and
+JetStream on a ``nats-server`` of the test's own), and the engine over it
+(``tests/fanout/doubles.py``), stopped at the end of each test."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import pytest
 
 from streamer.log.sqlite import SqliteLog
 from tests.fanout.doubles import Harness
+from tests.log.backends import BACKENDS, open_combined
 
 
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
-    log = await SqliteLog.open(tmp_path)
-    yield log
-    await log.aclose()
+@pytest.fixture(params=BACKENDS)
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteLog]:
+    """The backend as one object that is its log and its store (as ``SqliteLog`` is)."""
+    async with open_combined(request.param, tmp_path) as log:
+        yield log
 
 
 @pytest.fixture

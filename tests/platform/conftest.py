@@ -2,6 +2,15 @@
 receiver (``tests/api``), and the daemon as a subprocess (``tests/e2e``)."""
 
 from tests.api.conftest import receiver, service, start_service
-from tests.e2e.conftest import bootstrap_token, daemon, start_daemon
+from tests.e2e.conftest import bootstrap_token, daemon, daemon_nats, log_backend, start_daemon
 
-__all__ = ["bootstrap_token", "daemon", "receiver", "service", "start_daemon", "start_service"]
+__all__ = [
+    "bootstrap_token",
+    "daemon",
+    "daemon_nats",
+    "log_backend",
+    "receiver",
+    "service",
+    "start_daemon",
+    "start_service",
+]

@@ -64,7 +64,8 @@ def _one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> st
         ("STREAMER_RETENTION_DAYS", "-1", "STREAMER_RETENTION_DAYS"),
         ("STREAMER_SYNC", "sometimes", "STREAMER_SYNC"),
         ("STREAMER_LOG_FORMAT", "xml", "STREAMER_LOG_FORMAT"),
-        ("STREAMER_LOG_BACKEND", "nats", "STREAMER_LOG_BACKEND"),
+        ("STREAMER_LOG_BACKEND", "kafka", "STREAMER_LOG_BACKEND"),
+        ("STREAMER_NATS_REPLICAS", "0", "STREAMER_NATS_REPLICAS"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(
@@ -217,3 +218,19 @@ def test_ctrl_c_of_demo_prints_no_traceback_and_says_what_next(
     assert "Traceback" not in terminal.text
     assert code == 0, terminal.text
     assert "Next:" in terminal.text
+
+
+def test_check_config_and_a_nats_that_cannot_be_reached_mask_the_nats_password(
+    tmp_path: Path,
+) -> None:
+    password = "nats-secret-" + "p" * 20
+    url = f"nats://streamer:{password}@127.0.0.1:9"  # nothing listens on the discard port
+    settings = {"STREAMER_LOG_BACKEND": "nats", "STREAMER_NATS_URL": url}
+
+    shown = _streamer(tmp_path, "check-config", **settings)
+    refused = _streamer(tmp_path, "run", **settings)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "nats_url = nats://****@127.0.0.1:9" in shown.stdout
+    line = _one_line_failure(refused, "cannot connect to NATS at nats://****@127.0.0.1:9")
+    assert password not in shown.stdout + shown.stderr + refused.stdout + refused.stderr, line

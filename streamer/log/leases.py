@@ -1,0 +1,106 @@
+"""Leases on data streams in the JetStream key-value bucket ``streamer-leases``: one replica
+delivers a stream at a time, which keeps per-device order and S3's stable batches.
+
+A lease is the key ``<stream id>`` holding the replica's id. It is taken with a create (which
+fails while another replica holds it) and renewed with a compare-and-set on its revision every
+``LEASE_SECS / 3``; the bucket drops entries older than ``LEASE_SECS``, so the lease of a replica
+that died (or lost NATS) is free after at most ``LEASE_SECS``. A replica counts a lease as its
+own only while its last renewal is younger than ``LEASE_SECS`` less a safety margin: one cut
+off from NATS stops delivering before another can take its streams over. A replica that stops
+gracefully deletes its leases, so others take over at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Collection
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect
+
+__all__ = ["LEASE_SECS", "KvLeases"]
+
+LEASE_SECS = 10.0
+_RENEW_SECS = LEASE_SECS / 3
+_TRUST_SECS = LEASE_SECS - REQUEST_TIMEOUT_SECS / 2  # a renewal still in flight may be lost
+_BUCKET = "streamer-leases"
+_log = structlog.get_logger("streamer.leases")
+
+
+class KvLeases:
+    """The ``Leases`` of one replica. Open with ``await KvLeases.open(options)``."""
+
+    def __init__(self, client: Client, bucket: KeyValue) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.holder = os.urandom(8).hex()
+        self._held: dict[int, tuple[int, float]] = {}  # stream id → revision, renewed at
+
+    @classmethod
+    async def open(cls, options: NatsOptions) -> KvLeases:
+        client = await connect(options, "leases")
+        js = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
+        config = KeyValueConfig(
+            bucket=_BUCKET, storage=StorageType.FILE, replicas=options.replicas, ttl=LEASE_SECS
+        )
+        try:
+            try:
+                bucket = await js.key_value(_BUCKET)
+            except nats.js.errors.BucketNotFoundError:
+                bucket = await js.create_key_value(config)
+        except (nats.errors.Error, TimeoutError):
+            await client.close()
+            raise
+        return cls(client, bucket)
+
+    async def hold(self, stream_ids: Collection[int]) -> set[int]:
+        for stream_id in stream_ids:
+            await self._keep(stream_id)
+        now = time.monotonic()
+        return {
+            stream_id
+            for stream_id in stream_ids
+            if stream_id in self._held and now - self._held[stream_id][1] < _TRUST_SECS
+        }
+
+    async def _keep(self, stream_id: int) -> None:
+        """Renew the lease if it is due, or try to take it; a failure leaves it to expire."""
+        key, value = str(stream_id), self.holder.encode()
+        held = self._held.get(stream_id)
+        now = time.monotonic()
+        try:
+            if held is None:
+                revision = await self._bucket.create(key, value)
+            elif now - held[1] >= _RENEW_SECS:
+                revision = await self._bucket.update(key, value, last=held[0])
+            else:
+                return
+        except nats.js.errors.KeyWrongLastSequenceError:  # another replica holds it
+            if held is not None:
+                _log.warning("lost the lease of a stream", stream=stream_id)
+            self._held.pop(stream_id, None)
+            return
+        except (nats.errors.Error, TimeoutError) as exc:  # NATS away: the lease runs out
+            _log.warning("renewing a stream's lease failed", stream=stream_id, error=str(exc))
+            return
+        self._held[stream_id] = (revision, now)
+
+    async def release(self, stream_ids: Collection[int]) -> None:
+        for stream_id in stream_ids:
+            held = self._held.pop(stream_id, None)
+            if held is None:
+                continue
+            try:
+                await self._bucket.delete(str(stream_id), last=held[0])
+            except (nats.errors.Error, TimeoutError):  # it expires by itself
+                continue
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,49 @@
+"""The service on JetStream when NATS goes away and comes back (file storage, killed with
+SIGKILL): ingest answers 503, not 500, while it is away; what was acknowledged before is
+delivered; the service reconnects by itself and takes records again; the stream stays Running
+(the service's own failures never put a stream in Error)."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import Kind, Version
+from tests.e2e.harness import NewReceiver, StartDaemon, eventually, fleet_records, ndjson
+from tests.nats_server import NatsServer
+
+pytestmark = pytest.mark.parametrize(
+    "log_backend", [pytest.param("nats", marks=pytest.mark.nats)], indirect=True
+)
+
+
+async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
+    start_daemon: StartDaemon, new_receiver: NewReceiver, daemon_nats: NatsServer
+) -> None:
+    daemon = await start_daemon()
+    receiver = await new_receiver()
+    stream = await daemon.create_stream(receiver.url, size=50)
+    before = fleet_records(60, 200, Kind.USAGE)
+    await daemon.ingest_ok(Kind.USAGE, ndjson(before, Kind.USAGE, Version.NEW), 200, ndjson=True)
+    acknowledged = {record["id"] for record in before}
+
+    daemon_nats.kill()
+    away = fleet_records(61, 100, Kind.USAGE)
+    refused = await daemon.ingest(Kind.USAGE, ndjson(away, Kind.USAGE, Version.NEW), ndjson=True)
+    assert refused.status == 503, (refused.status, refused.text)
+    assert "Retry-After" in refused.headers
+    daemon_nats.start()
+
+    after = fleet_records(62, 300, Kind.USAGE)
+    body = ndjson(after, Kind.USAGE, Version.NEW)
+
+    async def taken() -> bool:
+        response = await daemon.ingest(Kind.USAGE, body, ndjson=True)
+        assert response.status in (202, 503), (response.status, response.text)
+        return response.status == 202
+
+    await eventually(taken, 30, what="ingest taken again once NATS is back")
+    acknowledged |= {record["id"] for record in after}
+    await eventually(
+        lambda: acknowledged <= receiver.id_set(), 30, what="every acknowledged record delivered"
+    )
+    assert (await daemon.stream(stream))["status"]["id"] == 1
