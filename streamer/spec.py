@@ -76,6 +76,13 @@ _MAX_URL = 2083
 """HttpUrl's own bound on the text of a URL."""
 
 
+_B64 = "[A-Za-z0-9+/]"
+_WHSEC = (  # what ``_whsec`` takes: the base64 of 24 to 64 bytes, padded
+    f"^whsec_(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+    f"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$"
+)
+
+
 class RestApiCredentials(_Body):
     url: HttpUrl = Field(
         description=f"At most {_MAX_URL} characters as stored: percent-encoded, and with '/'"
@@ -87,7 +94,7 @@ class RestApiCredentials(_Body):
         Annotated[str, Field(json_schema_extra={"pattern": r"^[^: \t\r\n]*[^:\s][^: \t\r\n]*:"})]
     ] = Field(default_factory=list)
     size: int = Field(3000, strict=True, ge=1, le=10000)
-    signing_secret: str | None = Field(
+    signing_secret: Annotated[str, Field(json_schema_extra={"pattern": _WHSEC})] | None = Field(
         None, description="Standard Webhooks secret (whsec_<base64>); signs every request"
     )
 
