@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
+import msgspec
 from msgspec import Meta, Struct
 
 from schemas.kinds import Kind
 
-__all__ = ["FIELDS"]
+__all__ = ["FIELDS", "in_field_order"]
 
 Id64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 """An id the log stores as a number (the record's, its organisation's, its event type's)."""
@@ -32,7 +33,7 @@ checked (and made canonical) by ``schemas.timestamps``."""
 
 
 class _Fields(Struct, gc=False):  # never in a cycle: spare the collector
-    pass
+    """Fields in the order the checks name the first one at fault (see ``in_field_order``)."""
 
 
 class Identified(_Fields):
@@ -81,13 +82,13 @@ class Imsi(_Fields):
     import_date: Stamp = None
 
 
-class Event(_Fields):
+class Event(_Fields, kw_only=True):
     id: Id64
     timestamp: datetime
     event_type: EventType
-    organisation: Organisation
     event_severity: Described | None = None
     event_source: Renamed | None = None
+    organisation: Organisation
     alert: bool | Literal[0, 1] | None = None
     description: str | None = None
     endpoint: EventEndpoint | None = None
@@ -125,14 +126,14 @@ class UsageEndpoint(_Fields):
     balance: Balance | None = None
 
 
-class Usage(_Fields):
+class Usage(_Fields, kw_only=True):
     id: Id64
     start_timestamp: datetime
     end_timestamp: datetime
+    cost: Number = None
     volume: Volume
     traffic_type: Renamed
     organisation: Organisation
-    cost: Number = None
     currency: Identified | None = None
     operator: Operator | None = None
     tariff: Tariff | None = None
@@ -144,3 +145,40 @@ class Usage(_Fields):
 
 FIELDS: dict[Kind, Any] = {Kind.EVENT: Event, Kind.USAGE: Usage}
 """The struct each kind's records are checked against."""
+
+
+def in_field_order(value: Any, fields: Any) -> Any:
+    """``value`` with the keys ``fields`` (a struct) knows first, in the struct's order, a
+    required one that is absent as null (both are "required" to the reader), and so in every
+    object below: msgspec names the first field at fault in the order it meets them, which is
+    then the same whatever order the producer wrote them in."""
+    if type(value) is not dict:
+        return value
+    ordered = {}
+    for name, (inner, required) in _INNER[fields].items():
+        if name in value:
+            ordered[name] = in_field_order(value[name], inner)
+        elif required:
+            ordered[name] = None
+    for name, inner_value in value.items():  # the others after them
+        ordered.setdefault(name, inner_value)
+    return ordered
+
+
+def _inner(fields: Any) -> dict[str, tuple[Any, bool]]:
+    """The fields of a struct, each with the struct its value is checked against (if any) and
+    whether it is required."""
+    found = {}
+    for field in msgspec.structs.fields(fields):
+        kinds = [field.type, *get_args(field.type)]
+        inner = next((k for k in kinds if isinstance(k, type) and issubclass(k, Struct)), None)
+        found[field.name] = (inner, field.required)
+    return found
+
+
+_STRUCTS = (Identified, Described, EventType, Renamed, Organisation, Sim, EventEndpoint, Imsi)
+_INNER: dict[Any, dict[str, tuple[Any, bool]]] = {
+    fields: _inner(fields)
+    for fields in (*_STRUCTS, Event, Volume, Operator, Tariff, Balance, UsageEndpoint, Usage)
+}
+_INNER[None] = {}

@@ -26,7 +26,7 @@ from schemas.errors import (
     WrongType,
     json_type,
 )
-from schemas.fields import FIELDS
+from schemas.fields import FIELDS, in_field_order
 from schemas.kinds import NULLABLE_ROOTS, Kind, Record, Version, detect_kind, detect_version
 from schemas.timestamps import canonical_timestamp, invalid_timestamp, read_timestamp
 
@@ -53,8 +53,8 @@ def parse_record(
             raise InvalidValue(field, f"is written in the {seen} format, not {version}")
     try:
         _convert(record, FIELDS[found])
-    except msgspec.ValidationError as exc:
-        raise _explained(str(exc), record) from None
+    except msgspec.ValidationError:
+        raise _refusal(record, found) from None
     if found is Kind.EVENT:
         _event(record)
     else:
@@ -168,6 +168,17 @@ _PHRASES = {
 }
 """What each of msgspec's type names means for a field, in the words of our errors."""
 _MISSING = "Object missing required field `"
+
+
+def _refusal(record: Record, kind: Kind) -> RecordError:
+    """Why msgspec refused ``record``, naming the first field at fault in the order of
+    ``schemas.fields`` (not the order the producer wrote the fields in)."""
+    ordered = in_field_order(record, FIELDS[kind])
+    try:
+        _convert(ordered, FIELDS[kind])
+    except msgspec.ValidationError as exc:
+        return _explained(str(exc), ordered)
+    raise AssertionError("msgspec accepted the record it refused")  # pragma: no cover
 
 
 def _explained(message: str, record: Record) -> RecordError:

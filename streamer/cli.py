@@ -2,6 +2,10 @@
 
 Exit codes: 0 success, 1 the input or the configuration is wrong (a message says what and
 where), 2 the command line is wrong (argparse's usage message).
+
+A command imports the service's modules (aiohttp, botocore, the app) when it runs, so that the
+commands that do not need them (``convert``, ``token``, ``check-config``) start in a fraction of
+the time.
 """
 
 from __future__ import annotations
@@ -16,18 +20,11 @@ from importlib.metadata import version
 from pydantic import SecretStr
 
 from schemas import Kind, Shape, Version
-from streamer.app import open_store
 from streamer.auth import ROLES, Tokens
-from streamer.client import ServiceError
 from streamer.config import ConfigError, Settings, check_data_dir, load_settings
 from streamer.convert import ConvertError, convert
-from streamer.daemon import ListenError, serve
-from streamer.demo import demo
-from streamer.log.base import LogError, TokenRow
-from streamer.logs import configure_logging
+from streamer.log.base import LogError, Store, TokenRow
 from streamer.redact import mask_url
-from streamer.replay import replay, simulate
-from streamer.status import show_streams, top
 
 __all__ = ["main"]
 
@@ -37,13 +34,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConvertError, ConfigError, LogError, ServiceError, ListenError) as exc:
-        print(f"streamer {args.command}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (``| head``): not an error of ours
         return 0
+    except _failures() as exc:  # evaluated only once something was raised
+        print(f"streamer {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """The errors that mean the input, the configuration or the service is wrong: a message,
+    not a traceback."""
+    from streamer.client import ServiceError
+    from streamer.daemon import ListenError
+
+    return (ConvertError, ConfigError, LogError, ServiceError, ListenError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,6 +168,9 @@ def _data_settings(args: argparse.Namespace) -> Settings:
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_data_dir(settings.data_dir, create=True)
+    from streamer.daemon import serve
+    from streamer.logs import configure_logging
+
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0
@@ -189,11 +198,15 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from streamer.replay import replay
+
     asyncio.run(replay(args.files, args.url, _token(args), args.batch))
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from streamer.replay import simulate
+
     kinds = (args.kind,) if args.kind else (Kind.EVENT, Kind.USAGE)
     asyncio.run(
         simulate(
@@ -210,16 +223,22 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _streams(args: argparse.Namespace) -> int:
+    from streamer.status import show_streams
+
     asyncio.run(show_streams(args.url, _token(args)))
     return 0
 
 
 def _top(args: argparse.Namespace) -> int:
+    from streamer.status import top
+
     asyncio.run(top(args.url, _token(args), args.interval))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from streamer.demo import demo
+
     asyncio.run(demo(args.rate))
     return 0
 
@@ -238,9 +257,16 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _store(args: argparse.Namespace) -> Store:
+    """The store of the data directory of a command that opens an existing one."""
+    from streamer.app import open_store
+
+    return await open_store(_data_settings(args))
+
+
 def _token_create(args: argparse.Namespace) -> int:
     async def create() -> tuple[int, str]:
-        store = await open_store(_data_settings(args))
+        store = await _store(args)
         try:
             return await Tokens(store).create(args.role, args.organisation, args.name)
         finally:
@@ -255,7 +281,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _token_list(args: argparse.Namespace) -> int:
     async def rows() -> list[TokenRow]:
-        store = await open_store(_data_settings(args))
+        store = await _store(args)
         try:
             return await store.tokens()
         finally:
@@ -269,7 +295,7 @@ def _token_list(args: argparse.Namespace) -> int:
 
 def _token_revoke(args: argparse.Namespace) -> int:
     async def revoke() -> bool:
-        store = await open_store(_data_settings(args))
+        store = await _store(args)
         try:
             return await Tokens(store).revoke(args.id)
         finally:

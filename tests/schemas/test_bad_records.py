@@ -379,3 +379,24 @@ def test_digit_identifiers_as_numbers_become_strings(path: str, number: int, tex
     record = parse_record(changed(Kind.EVENT, path, number))
     entity, key = path.split(".")
     assert record[entity][key] == text
+
+
+@pytest.mark.parametrize(
+    ("kind", "faults", "field"),
+    [
+        (Kind.EVENT, {"event_severity": {"description": ["x"], "id": "1"}}, "event_severity.id"),
+        (Kind.EVENT, {"event_severity": {"description": {}}}, "event_severity.id"),
+        (Kind.EVENT, {"user": {"id": "u"}, "timestamp": 5}, "timestamp"),
+        (Kind.USAGE, {"traffic_type": {"description": [1]}}, "traffic_type.id"),
+        (Kind.USAGE, {"sim": {"iccid": -1}, "cost": "free"}, "cost"),
+    ],
+)
+def test_of_several_faults_the_first_in_the_checks_order_is_named(
+    kind: Kind, faults: dict[str, Any], field: str
+) -> None:
+    """Whatever order the producer wrote the fields in (here: the faults first, inner fields
+    reversed), the field named is the same: the first the checks meet, a missing one included."""
+    record = {**faults, **{k: v for k, v in BASE[kind].items() if k not in faults}}
+    with pytest.raises(RecordError) as refused:
+        parse_record(record, kind)
+    assert refused.value.field == field
