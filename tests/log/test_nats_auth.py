@@ -1,0 +1,147 @@
+"""Authenticating to NATS with an NKEY seed file or a credentials file, against a real
+``nats-server -js`` that lets in only one user's public key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import nkeys
+import pytest
+import structlog
+
+from streamer.log.base import LogError
+from streamer.log.kv import KvStore
+from streamer.log.nats_connection import NatsOptions, warn_loose_secret_files
+from tests.nats_server import NatsServer
+
+pytestmark = pytest.mark.nats
+
+
+def user_seed() -> bytes:
+    return bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
+
+
+def secret_file(path: Path, text: bytes) -> Path:
+    path.write_bytes(text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def seed() -> bytes:
+    return user_seed()
+
+
+@pytest.fixture
+def nkey_server(tmp_path: Path, seed: bytes) -> Iterator[NatsServer]:
+    """A server whose only user is ``seed``'s public key."""
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    config = tmp_path / "nats.conf"
+    config.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    server = NatsServer(tmp_path / "nats", config)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_the_seed_file_lets_the_store_in(
+    nkey_server: NatsServer, seed: bytes, tmp_path: Path
+) -> None:
+    seed_file = secret_file(tmp_path / "user.nk", seed + b"\n")
+    store = await KvStore.open(NatsOptions(nkey_server.url, nkey_seed_file=seed_file))
+    try:
+        assert await store.tokens() == []
+    finally:
+        await store.aclose()
+
+
+async def test_without_a_seed_the_server_refuses_in_one_line(nkey_server: NatsServer) -> None:
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions(nkey_server.url))
+    message = str(refused.value)
+    assert message.startswith(f"cannot connect to NATS at {nkey_server.url}")
+    assert "authorization violation" in message.lower()
+    assert "\n" not in message
+
+
+async def test_another_users_seed_is_refused(nkey_server: NatsServer, tmp_path: Path) -> None:
+    seed_file = secret_file(tmp_path / "other.nk", user_seed())
+    with pytest.raises(LogError, match=r"(?i)authorization violation"):
+        await KvStore.open(NatsOptions(nkey_server.url, nkey_seed_file=seed_file))
+
+
+def creds(jwt: bytes, seed: bytes) -> bytes:
+    """A credentials file as NATS accounts issue them."""
+    return (
+        b"-----BEGIN NATS USER JWT-----\n" + jwt + b"\n------END NATS USER JWT------\n\n"
+        b"-----BEGIN USER NKEY SEED-----\n" + seed + b"\n------END USER NKEY SEED------\n"
+    )
+
+
+async def test_a_credentials_file_reaches_the_server(
+    nkey_server: NatsServer, seed: bytes, tmp_path: Path
+) -> None:
+    """This server knows users, not accounts: it refuses the JWT, which shows that nats-py read
+    the file and presented it (the operator and account setup a JWT needs is not made here)."""
+    creds_file = secret_file(tmp_path / "user.creds", creds(b"eyJ0eXAiOiJKV1QifQ.e30.c2ln", seed))
+    with pytest.raises(LogError, match=r"(?i)authorization violation"):
+        await KvStore.open(NatsOptions(nkey_server.url, creds_file=creds_file))
+
+
+@pytest.mark.parametrize(
+    ("setting", "text", "problem"),
+    [
+        ("nkey_seed_file", b"", "holds no NKEY user seed"),
+        ("nkey_seed_file", b"SUNOTASEED\n", "holds no NKEY user seed"),
+        (
+            "creds_file",
+            b"not a credentials file\n",
+            "holds no user JWT: not a NATS credentials file",
+        ),
+        ("creds_file", creds(b"eyJhbGciOiJlZDI1NTE5In0.e30.c2ln", b""), "holds no NKEY user seed"),
+    ],
+)
+async def test_a_malformed_file_is_one_line_naming_the_setting(
+    nats_server: NatsServer, tmp_path: Path, setting: str, text: bytes, problem: str
+) -> None:
+    path = secret_file(tmp_path / "secret", text)
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions(nats_server.url, **{setting: path}))
+    name = f"STREAMER_NATS_{setting.upper()}"
+    assert str(refused.value) == f"{path} ({name}) {problem}"
+
+
+async def test_the_seed_itself_is_never_shown(nats_server: NatsServer, tmp_path: Path) -> None:
+    """An account seed (not a user's) is refused without being echoed."""
+    account = bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_ACCOUNT))
+    path = secret_file(tmp_path / "account.nk", account)
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions(nats_server.url, nkey_seed_file=path))
+    assert account.decode() not in str(refused.value)
+    assert "holds no NKEY user seed" in str(refused.value)
+
+
+async def test_a_missing_file_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.creds"
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions("nats://127.0.0.1:1", creds_file=missing))
+    assert str(refused.value) == (
+        f"cannot read {missing} (STREAMER_NATS_CREDS_FILE): No such file or directory"
+    )
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o400, False), (0o644, True)])
+def test_a_file_others_can_read_is_warned_about(
+    tmp_path: Path, seed: bytes, mode: int, warned: bool
+) -> None:
+    path = secret_file(tmp_path / "user.nk", seed)
+    path.chmod(mode)
+    with structlog.testing.capture_logs() as logs:
+        warn_loose_secret_files(NatsOptions("nats://127.0.0.1:1", nkey_seed_file=path))
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert bool(warnings) is warned
+    for entry in warnings:
+        assert entry["setting"] == "STREAMER_NATS_NKEY_SEED_FILE"
+        assert seed.decode() not in repr(entry)
