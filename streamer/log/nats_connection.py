@@ -8,8 +8,9 @@ password or a token (``nats://user:password@host:4222``); it is shown masked eve
 A credentials file (``STREAMER_NATS_CREDS_FILE``: a user JWT and its NKEY seed, as NATS
 accounts issue them) or a bare NKEY seed file (``STREAMER_NATS_NKEY_SEED_FILE``) authenticates
 the connection instead. Both hold secrets: they are checked before connecting (a missing,
-unreadable or malformed file is one ``LogError`` line, never its contents) and read again by
-nats-py at every reconnect, so a renewed file is picked up without a restart.
+unreadable or malformed file is one ``LogError`` line, never its contents). nats-py reads the
+credentials file again at every reconnect (a renewed one is picked up); it takes the seed
+file's public key once.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Authenticating to NATS with an NKEY seed file or a credentials file, against a real
-``nats-server -js`` that lets in only one user's public key."""
+``nats-server -js`` that lets in only one user's public key, or only the users of one
+operator's account (JWTs made and signed here)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 import structlog
 
 from streamer.log.base import LogError
+from streamer.log.jetstream import JetStreamLog
 from streamer.log.kv import KvStore
 from streamer.log.nats_connection import NatsOptions, warn_loose_secret_files
+from tests.nats_accounts import Accounts, creds_file_text
 from tests.nats_server import NatsServer
 
 pytestmark = pytest.mark.nats
@@ -72,22 +75,56 @@ async def test_another_users_seed_is_refused(nkey_server: NatsServer, tmp_path: 
         await KvStore.open(NatsOptions(nkey_server.url, nkey_seed_file=seed_file))
 
 
-def creds(jwt: bytes, seed: bytes) -> bytes:
-    """A credentials file as NATS accounts issue them."""
-    return (
-        b"-----BEGIN NATS USER JWT-----\n" + jwt + b"\n------END NATS USER JWT------\n\n"
-        b"-----BEGIN USER NKEY SEED-----\n" + seed + b"\n------END USER NKEY SEED------\n"
-    )
+@pytest.fixture
+def accounts() -> Accounts:
+    return Accounts()
 
 
-async def test_a_credentials_file_reaches_the_server(
-    nkey_server: NatsServer, seed: bytes, tmp_path: Path
+@pytest.fixture
+def operator_server(tmp_path: Path, accounts: Accounts) -> Iterator[NatsServer]:
+    """A server that trusts one operator's accounts (JWTs), as NATS accounts services run."""
+    config = tmp_path / "nats.conf"
+    config.write_text(accounts.server_config())
+    server = NatsServer(tmp_path / "nats", config)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_a_credentials_file_lets_the_log_and_the_store_in(
+    operator_server: NatsServer, accounts: Accounts, tmp_path: Path
 ) -> None:
-    """This server knows users, not accounts: it refuses the JWT, which shows that nats-py read
-    the file and presented it (the operator and account setup a JWT needs is not made here)."""
-    creds_file = secret_file(tmp_path / "user.creds", creds(b"eyJ0eXAiOiJKV1QifQ.e30.c2ln", seed))
-    with pytest.raises(LogError, match=r"(?i)authorization violation"):
-        await KvStore.open(NatsOptions(nkey_server.url, creds_file=creds_file))
+    creds_file = secret_file(tmp_path / "user.creds", accounts.user_creds())
+    options = NatsOptions(operator_server.url, creds_file=creds_file)
+    store = await KvStore.open(options)
+    try:
+        assert await store.tokens() == []
+    finally:
+        await store.aclose()
+    log = await JetStreamLog.open(options, 3600.0)
+    await log.aclose()
+
+
+async def test_a_user_of_an_unknown_account_is_refused(
+    operator_server: NatsServer, accounts: Accounts, tmp_path: Path
+) -> None:
+    creds = accounts.user_creds(signed_by_the_account=False)
+    creds_file = secret_file(tmp_path / "stranger.creds", creds)
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions(operator_server.url, creds_file=creds_file))
+    assert str(refused.value).startswith(f"cannot connect to NATS at {operator_server.url}")
+    assert "authorization violation" in str(refused.value).lower()
+
+
+async def test_without_credentials_the_accounts_server_refuses_in_one_line(
+    operator_server: NatsServer,
+) -> None:
+    """The server drops a connection that brings no JWT (nats-py sees the reset)."""
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(NatsOptions(operator_server.url))
+    message = str(refused.value)
+    assert message.startswith(f"cannot connect to NATS at {operator_server.url}")
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize(
@@ -100,7 +137,11 @@ async def test_a_credentials_file_reaches_the_server(
             b"not a credentials file\n",
             "holds no user JWT: not a NATS credentials file",
         ),
-        ("creds_file", creds(b"eyJhbGciOiJlZDI1NTE5In0.e30.c2ln", b""), "holds no NKEY user seed"),
+        (
+            "creds_file",
+            creds_file_text("eyJhbGciOiJlZDI1NTE5In0.e30.c2ln", b""),
+            "holds no NKEY user seed",
+        ),
     ],
 )
 async def test_a_malformed_file_is_one_line_naming_the_setting(
