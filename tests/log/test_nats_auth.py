@@ -21,6 +21,9 @@ from tests.nats_server import NatsServer
 
 pytestmark = pytest.mark.nats
 
+NOWHERE = "nats://127.0.0.1:1"
+"""No server: the files are checked before connecting, so these tests never get that far."""
+
 
 def user_seed() -> bytes:
     return bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
@@ -32,6 +35,16 @@ def secret_file(path: Path, text: bytes) -> Path:
     return path
 
 
+def configured_server(tmp_path: Path, config: str) -> Iterator[NatsServer]:
+    """A ``nats-server -js`` with ``config`` as its configuration file, for a fixture."""
+    config_file = tmp_path / "nats.conf"
+    config_file.write_text(config)
+    server = NatsServer(tmp_path / "nats", config_file)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def seed() -> bytes:
     return user_seed()
@@ -41,12 +54,9 @@ def seed() -> bytes:
 def nkey_server(tmp_path: Path, seed: bytes) -> Iterator[NatsServer]:
     """A server whose only user is ``seed``'s public key."""
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
-    config = tmp_path / "nats.conf"
-    config.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
-    server = NatsServer(tmp_path / "nats", config)
-    server.start()
-    yield server
-    server.stop()
+    yield from configured_server(
+        tmp_path, f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n'
+    )
 
 
 async def test_the_seed_file_lets_the_store_in(
@@ -83,12 +93,7 @@ def accounts() -> Accounts:
 @pytest.fixture
 def operator_server(tmp_path: Path, accounts: Accounts) -> Iterator[NatsServer]:
     """A server that trusts one operator's accounts (JWTs), as NATS accounts services run."""
-    config = tmp_path / "nats.conf"
-    config.write_text(accounts.server_config())
-    server = NatsServer(tmp_path / "nats", config)
-    server.start()
-    yield server
-    server.stop()
+    yield from configured_server(tmp_path, accounts.server_config())
 
 
 async def test_a_credentials_file_lets_the_log_and_the_store_in(
@@ -145,21 +150,21 @@ async def test_without_credentials_the_accounts_server_refuses_in_one_line(
     ],
 )
 async def test_a_malformed_file_is_one_line_naming_the_setting(
-    nats_server: NatsServer, tmp_path: Path, setting: str, text: bytes, problem: str
+    tmp_path: Path, setting: str, text: bytes, problem: str
 ) -> None:
     path = secret_file(tmp_path / "secret", text)
     with pytest.raises(LogError) as refused:
-        await KvStore.open(NatsOptions(nats_server.url, **{setting: path}))
+        await KvStore.open(NatsOptions(NOWHERE, **{setting: path}))
     name = f"STREAMER_NATS_{setting.upper()}"
     assert str(refused.value) == f"{path} ({name}) {problem}"
 
 
-async def test_the_seed_itself_is_never_shown(nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_the_seed_itself_is_never_shown(tmp_path: Path) -> None:
     """An account seed (not a user's) is refused without being echoed."""
     account = bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_ACCOUNT))
     path = secret_file(tmp_path / "account.nk", account)
     with pytest.raises(LogError) as refused:
-        await KvStore.open(NatsOptions(nats_server.url, nkey_seed_file=path))
+        await KvStore.open(NatsOptions(NOWHERE, nkey_seed_file=path))
     assert account.decode() not in str(refused.value)
     assert "holds no NKEY user seed" in str(refused.value)
 
@@ -167,20 +172,33 @@ async def test_the_seed_itself_is_never_shown(nats_server: NatsServer, tmp_path:
 async def test_a_missing_file_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "absent.creds"
     with pytest.raises(LogError) as refused:
-        await KvStore.open(NatsOptions("nats://127.0.0.1:1", creds_file=missing))
+        await KvStore.open(NatsOptions(NOWHERE, creds_file=missing))
     assert str(refused.value) == (
         f"cannot read {missing} (STREAMER_NATS_CREDS_FILE): No such file or directory"
     )
 
 
-@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o400, False), (0o644, True)])
+@pytest.mark.parametrize(
+    ("mode", "group", "warned"),
+    [
+        (0o600, "own", False),
+        (0o400, "own", False),
+        (0o640, "own", False),  # a Kubernetes Secret volume with the pod's fsGroup
+        (0o640, "another", True),
+        (0o644, "own", True),
+    ],
+)
 def test_a_file_others_can_read_is_warned_about(
-    tmp_path: Path, seed: bytes, mode: int, warned: bool
+    tmp_path: Path, seed: bytes, mode: int, group: str, warned: bool
 ) -> None:
     path = secret_file(tmp_path / "user.nk", seed)
     path.chmod(mode)
+    if group == "another":
+        if os.geteuid() != 0:
+            pytest.skip("only root gives a file to a group it is not in")
+        os.chown(path, -1, os.getegid() + 4242)
     with structlog.testing.capture_logs() as logs:
-        warn_loose_secret_files(NatsOptions("nats://127.0.0.1:1", nkey_seed_file=path))
+        warn_loose_secret_files(NatsOptions(NOWHERE, nkey_seed_file=path))
     warnings = [entry for entry in logs if entry["log_level"] == "warning"]
     assert bool(warnings) is warned
     for entry in warnings:
