@@ -158,7 +158,10 @@ def _check_secret_files(options: NatsOptions) -> None:
     """``LogError`` naming the setting if a file of secrets cannot be read or holds no key
     (nats-py would fail deep inside the connection, or wait forever on a creds file without
     a JWT). Neither the contents nor nkeys's message about them is shown."""
-    for setting, path in options.secret_files().items():
+    files = options.secret_files()
+    if len(files) > 1:
+        raise LogError(f"set one of {' and '.join(files)}, not both: each names the user")
+    for setting, path in files.items():
         where = f"{path} ({setting})"
         try:
             text = path.read_bytes()

@@ -178,6 +178,22 @@ async def test_a_missing_file_is_one_line_naming_the_setting(tmp_path: Path) -> 
     )
 
 
+async def test_a_seed_and_a_credentials_file_are_refused_together(
+    tmp_path: Path, seed: bytes, accounts: Accounts
+) -> None:
+    options = NatsOptions(
+        NOWHERE,
+        creds_file=secret_file(tmp_path / "user.creds", accounts.user_creds()),
+        nkey_seed_file=secret_file(tmp_path / "user.nk", seed),
+    )
+    with pytest.raises(LogError) as refused:
+        await KvStore.open(options)
+    assert str(refused.value) == (
+        "set one of STREAMER_NATS_CREDS_FILE and STREAMER_NATS_NKEY_SEED_FILE, not both: "
+        "each names the user"
+    )
+
+
 @pytest.mark.parametrize(
     ("mode", "group", "warned"),
     [
