@@ -37,7 +37,7 @@ from streamer.log.base import Log, Store
 from streamer.log.jetstream import JetStreamLog
 from streamer.log.kv import KvStore
 from streamer.log.leases import KvLeases
-from streamer.log.nats_connection import NatsOptions
+from streamer.log.nats_connection import NatsOptions, warn_loose_secret_files
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.records import BodyReaders, default_workers
@@ -60,13 +60,18 @@ async def _open_sqlite(settings: Settings, *, service: bool) -> SqliteLog:
 
 
 def nats_options(settings: Settings) -> NatsOptions:
-    return NatsOptions(
+    """How to reach NATS; warns once if a file of secrets is readable by others."""
+    options = NatsOptions(
         settings.nats_url,
         settings.nats_replicas,
         settings.nats_tls_ca_file,
         settings.nats_tls_cert_file,
         settings.nats_tls_key_file,
+        settings.nats_creds_file,
+        settings.nats_nkey_seed_file,
     )
+    warn_loose_secret_files(options)
+    return options
 
 
 async def open_store(settings: Settings) -> Store:

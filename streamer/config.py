@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     nats_tls_ca_file: Path | None = None
     nats_tls_cert_file: Path | None = None
     nats_tls_key_file: Path | None = None
+    nats_creds_file: Path | None = None
+    """A NATS credentials file (a user JWT and its NKEY seed): secret, owner-only."""
+    nats_nkey_seed_file: Path | None = None
+    """A file holding a NATS NKEY user seed: secret, owner-only."""
     datadog_url: str | None = None
     s3_server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = "AES256"
     """Server-side encryption of every S3 object (the seed's security guidelines)."""

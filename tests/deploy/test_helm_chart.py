@@ -278,6 +278,30 @@ def test_an_existing_secret_replaces_the_charts_own(chart: helm.Chart) -> None:
     assert refs == ["streamer-credentials"]
 
 
+def test_a_nats_credentials_secret_is_mounted_owner_only(chart: helm.Chart) -> None:
+    values = merged(
+        MODES["jetstream, external NATS"],
+        {
+            "secret": {"natsCredsSecret": "nats-user"},
+            "settings": {"STREAMER_NATS_CREDS_FILE": "/elsewhere"},
+        },
+    )
+    objects = render(chart, values)
+    for kubernetes in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(only(objects, "Deployment"), kubernetes, strict=True)
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["nats-creds"]["secret"] == {
+        "secretName": "nats-user",
+        "defaultMode": 0o400,
+        "items": [{"key": "nats.creds", "path": "nats.creds"}],
+    }
+    mounts = {m["name"]: m for m in container(objects)["volumeMounts"]}
+    assert mounts["nats-creds"]["readOnly"] is True
+    path = config(objects)["STREAMER_NATS_CREDS_FILE"]
+    assert path == f"{mounts['nats-creds']['mountPath']}/nats.creds"
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
