@@ -6,12 +6,18 @@ fails while another replica holds it) and renewed with a compare-and-set on its 
 ``LEASE_SECS / 3``; the bucket drops entries older than ``LEASE_SECS``, so the lease of a replica
 that died (or lost NATS) is free after at most ``LEASE_SECS``. A replica counts a lease as its
 own only while its last renewal is younger than ``LEASE_SECS`` less a safety margin: one cut
-off from NATS stops delivering before another can take its streams over. A replica that stops
+off from NATS stops delivering before another can take its streams over. Every lease is
+renewed (or tried) at once, not one after the other, so a look at the leases takes at most one
+``REQUEST_TIMEOUT_SECS`` however many streams there are: with NATS away, the renewals of many
+streams in turn would each wait that long, and the replica would learn too late that it lost
+them. A replica that stops
 gracefully deletes its leases, so others take over at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Collection
@@ -61,8 +67,7 @@ class KvLeases:
         return cls(client, bucket)
 
     async def hold(self, stream_ids: Collection[int]) -> set[int]:
-        for stream_id in stream_ids:
-            await self._keep(stream_id)
+        await asyncio.gather(*(self._keep(stream_id) for stream_id in stream_ids))
         now = time.monotonic()
         return {
             stream_id
@@ -93,14 +98,14 @@ class KvLeases:
         self._held[stream_id] = (revision, now)
 
     async def release(self, stream_ids: Collection[int]) -> None:
-        for stream_id in stream_ids:
-            held = self._held.pop(stream_id, None)
-            if held is None:
-                continue
-            try:
-                await self._bucket.delete(str(stream_id), last=held[0])
-            except (nats.errors.Error, TimeoutError):  # it expires by itself
-                continue
+        await asyncio.gather(*(self._give_up(stream_id) for stream_id in stream_ids))
+
+    async def _give_up(self, stream_id: int) -> None:
+        held = self._held.pop(stream_id, None)
+        if held is None:
+            return
+        with contextlib.suppress(nats.errors.Error, TimeoutError):  # it expires by itself
+            await self._bucket.delete(str(stream_id), last=held[0])
 
     async def aclose(self) -> None:
         await self._client.close()
