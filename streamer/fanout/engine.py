@@ -6,12 +6,13 @@ stream's worker alone writes its position. Each running stream has one worker ta
 here and awaited on stop, so a slow or failed stream holds back only itself. Appends wake only
 the workers of the organisations they hold.
 
-Other processes change streams too (replicas on JetStream; on SQLite nobody does): ``follow``
-reads the store every ``SYNC_SECS`` and applies what changed since it last looked (a stream
-created, redefined, paused, resumed, restarted or deleted elsewhere), and delivers exactly the
-delivering streams whose lease this process holds (``Leases``): a lease taken starts the
-stream's worker, a lease lost stops it. Every operation and every sync hold one lock, so the
-engine never sees a half-done change of its own.
+Other processes change streams too (replicas on JetStream; on SQLite nobody does, and
+``follow`` does nothing): ``follow`` reads the store every ``SYNC_SECS`` and applies what
+changed since it last looked (a stream created, redefined, paused, resumed, restarted or
+deleted elsewhere), and delivers exactly the delivering streams whose lease this process
+holds (``Leases``): a lease taken starts the stream's worker, a lease lost stops it. Every
+operation and every sync hold one lock, so the engine never sees a half-done change of its
+own. ``KvStore`` answers from memory and parses a definition again only once it changed.
 
 A stored stream whose connector cannot be built (its destination was allowed by a setting the
 service no longer has) goes to Error with the reason, at start as on resume or restart (which
@@ -110,7 +111,11 @@ class Fanout:
         await self.sync()
 
     async def follow(self) -> None:
-        """Apply the store's changes every ``SYNC_SECS``, until cancelled."""
+        """Apply the store's changes every ``SYNC_SECS``, until cancelled. Alone on its store
+        (no ``leases``: SQLite) the engine made every change itself: there is nothing to
+        follow, and it returns at once."""
+        if isinstance(self._leases, _Alone):
+            return
         while True:
             await asyncio.sleep(SYNC_SECS)
             try:

@@ -321,3 +321,11 @@ def _resume_via(h: Harness) -> Callable[[int], Any]:
         await h.fanout.resume(stream_id)
 
     return pause_then_resume
+
+
+async def test_alone_on_its_store_the_engine_does_not_read_it_again_and_again(
+    h: Harness,
+) -> None:
+    """Without leases (SQLite: one service per data directory) every change to the streams
+    is the engine's own: following the store would only re-read it twice a second."""
+    await asyncio.wait_for(h.fanout.follow(), 5)
