@@ -132,6 +132,7 @@ class KvStore:
         self._tokens = mirrors[_TOKENS]
         self._callbacks = mirrors[_CALLBACKS]
         self._mirrors = list(mirrors.values())
+        self._specs: dict[str, tuple[str, StreamSpec]] = {}  # stream id → its spec, parsed
 
     @classmethod
     async def open(cls, options: NatsOptions) -> KvStore:
@@ -188,11 +189,20 @@ class KvStore:
         return stream
 
     async def streams(self) -> list[Stream]:
+        """Every stream; a definition is parsed again only once it changed (the engine asks
+        for them all twice a second)."""
         found = []
+        specs = {}
         for key, stored in self._streams.items():
             position = self._positions.get(key)
-            if position is not None:
-                found.append(_stream(int(key), stored, position))
+            if position is None:
+                continue
+            known = self._specs.get(key)
+            if known is None or known[0] != stored["spec"]:
+                known = stored["spec"], StreamSpec.model_validate_json(stored["spec"])
+            specs[key] = known
+            found.append(_stream(int(key), stored, known[1], position))
+        self._specs = specs
         return sorted(found, key=lambda stream: stream.id)
 
     async def define_stream(self, stream_id: int, spec: StreamSpec) -> None:
@@ -363,11 +373,13 @@ def _position(position: Position) -> dict[str, Any]:
     }
 
 
-def _stream(stream_id: int, stored: dict[str, Any], position: dict[str, Any]) -> Stream:
+def _stream(
+    stream_id: int, stored: dict[str, Any], spec: StreamSpec, position: dict[str, Any]
+) -> Stream:
     return Stream(
         id=stream_id,
         organisation=stored["organisation"],
-        spec=StreamSpec.model_validate_json(stored["spec"]),
+        spec=spec,
         status=StreamStatus(stored["status"]),
         error=stored["error"],
         created_at=stored["created_at"],

@@ -265,3 +265,24 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
 
 async def _no_streams(store: StoreProtocol) -> bool:
     return not await store.streams()
+
+
+@pytest.mark.nats
+async def test_the_store_parses_a_definition_again_only_once_it_changed(
+    nats_server: NatsServer,
+) -> None:
+    """The engine asks for every stream twice a second: an unchanged definition is not
+    parsed again."""
+    store = await KvStore.open(NatsOptions(nats_server.url))
+    try:
+        stream = await store.create_stream(1, SPEC, 0)
+        (first,) = await store.streams()
+        (again,) = await store.streams()
+        assert again.spec is first.spec
+        renamed = SPEC.model_copy(update={"name": "renamed"})
+        await store.define_stream(stream.id, renamed)
+        (changed,) = await store.streams()
+        assert changed.spec == renamed
+        assert changed.spec is not first.spec
+    finally:
+        await store.aclose()
