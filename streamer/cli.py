@@ -25,7 +25,7 @@ from streamer.daemon import ListenError, serve
 from streamer.demo import demo
 from streamer.log.base import LogError, TokenRow
 from streamer.logs import configure_logging
-from streamer.redact import mask_url
+from streamer.redact import mask_urls
 from streamer.replay import replay, simulate
 from streamer.status import show_streams, top
 
@@ -233,7 +233,7 @@ def _check_config(args: argparse.Namespace) -> int:
     for name, value in settings.model_dump().items():
         shown = "****" if isinstance(value, SecretStr) else value
         if name == "nats_url":  # a user and password or a token may be in it
-            shown = mask_url(value)
+            shown = mask_urls(value)
         print(f"{name} = {shown}")
     return 0
 

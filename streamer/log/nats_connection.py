@@ -2,8 +2,9 @@
 
 A connection reconnects forever (every second) once it was made: while NATS is away,
 writes fail with ``LogError`` after ``REQUEST_TIMEOUT_SECS`` (ingest answers 503) and
-delivery waits; once NATS is back the same connection carries on. The URL may hold a user and
-password or a token (``nats://user:password@host:4222``); it is shown masked everywhere.
+delivery waits; once NATS is back the same connection carries on. The URL may name several
+servers, comma-separated, and hold a user and password or a token
+(``nats://user:password@host:4222``); it is shown masked everywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import structlog
 from nats.aio.client import Client
 
 from streamer.log.base import LogError, LogFullError
-from streamer.redact import mask_url
+from streamer.redact import mask_urls
 
 __all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures"]
 
@@ -44,12 +45,17 @@ class NatsOptions:
     tls_key_file: Path | None = None
 
     @property
+    def servers(self) -> list[str]:
+        """The URL's servers (it may name several, comma-separated)."""
+        return [server.strip() for server in self.url.split(",")]
+
+    @property
     def shown_url(self) -> str:
-        return mask_url(self.url) or ""
+        return mask_urls(self.url)
 
     def tls(self) -> ssl.SSLContext | None:
         """A verifying TLS context when the URL or a file asks for TLS; ``None`` otherwise."""
-        wants_tls = self.url.startswith("tls://") or any(
+        wants_tls = any(server.startswith("tls://") for server in self.servers) or any(
             path is not None for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
         )
         if not wants_tls:
@@ -98,7 +104,7 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
             failed.append(str(exc))
 
     await client.connect(
-        options.url,
+        options.servers,
         name=f"streamer {name}",
         tls=options.tls(),
         connect_timeout=_CONNECT_TIMEOUT_SECS,

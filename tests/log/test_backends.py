@@ -286,3 +286,15 @@ async def test_the_store_parses_a_definition_again_only_once_it_changed(
         assert changed.spec is not first.spec
     finally:
         await store.aclose()
+
+
+@pytest.mark.nats
+async def test_the_nats_url_may_name_several_servers(nats_server: NatsServer) -> None:
+    """``STREAMER_NATS_URL`` takes a comma-separated list: one server away, another answers."""
+    log = await JetStreamLog.open(
+        NatsOptions(f"nats://127.0.0.1:9, {nats_server.url}"), RETENTION_SECS
+    )
+    try:
+        assert await log.append(entries(2, "a")) == 2
+    finally:
+        await log.aclose()
