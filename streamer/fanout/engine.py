@@ -131,14 +131,13 @@ class Fanout:
                 await self._forget_stream(stream_id)
             delivering = [i for i, stream in stored.items() if stream.status in _DELIVERING]
             await self._leases.release(self._held.difference(delivering))
-            held = await self._leases.hold(delivering)
-            taken, self._held = held - self._held, held
+            self._held = await self._leases.hold(delivering)
             for stream in stored.values():
-                await self._follow(stream, held=stream.id in held, taken=stream.id in taken)
+                await self._follow(stream, held=stream.id in self._held)
 
-    async def _follow(self, stored: Stream, *, held: bool, taken: bool) -> None:
+    async def _follow(self, stored: Stream, *, held: bool) -> None:
         """Bring the stream in line with the store: stop it if it is no longer this process's
-        to deliver (or was redefined), start it if it became so."""
+        to deliver (or was redefined), start it if it is and has no worker."""
         seen: _Seen = (stored.spec, stored.status, stored.error)
         changed = self._seen.get(stored.id) != seen
         self._seen[stored.id] = seen
@@ -152,7 +151,7 @@ class Fanout:
             await self._halt(stream.id)
         if stream.id not in self._workers:
             stream.position = stored.position  # another replica may have moved it
-            if delivering and (changed or taken):
+            if delivering:  # also one whose stop was stored in vain (NATS away): it goes on
                 with contextlib.suppress(ValueError):  # in Error with the reason: go on
                     await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
 
