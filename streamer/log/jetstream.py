@@ -47,7 +47,7 @@ from nats.js.api import (
 
 from schemas import Kind
 from streamer.log.base import Entry, Row
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect, failures
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect, failures
 
 __all__ = ["DUPLICATE_WINDOW_SECS", "STREAM", "JetStreamLog"]
 
@@ -83,7 +83,7 @@ class JetStreamLog:
             await log._ensure_stream()
             log._notices = await client.subscribe(_APPENDED, cb=log._noticed)
         except BaseException:
-            await client.close()
+            await close(client)
             raise
         return log
 
@@ -278,7 +278,7 @@ class JetStreamLog:
         return keep_from - before.first_seq
 
     async def aclose(self) -> None:
-        await self._client.close()  # every append was acknowledged or failed already
+        await close(self._client)
 
 
 class _Acks:

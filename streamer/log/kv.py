@@ -42,7 +42,7 @@ from streamer.log.base import (
     StreamStatus,
     TokenRow,
 )
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect, failures
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect, failures
 from streamer.spec import StreamSpec
 
 __all__ = ["KvStore"]
@@ -146,7 +146,7 @@ class KvStore:
                 for mirror in mirrors.values():
                     await mirror.start()
         except BaseException:
-            await client.close()
+            await close(client)
             raise
         return cls(client, ids, mirrors)
 
@@ -341,7 +341,7 @@ class KvStore:
     async def aclose(self) -> None:
         for mirror in self._mirrors:
             await mirror.stop()
-        await self._client.close()
+        await close(self._client)
 
 
 async def _bucket(js: nats.js.JetStreamContext, name: str, replicas: int) -> KeyValue:

@@ -29,7 +29,7 @@ from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect
 
 __all__ = ["LEASE_SECS", "KvLeases"]
 
@@ -62,7 +62,7 @@ class KvLeases:
             except nats.js.errors.BucketNotFoundError:
                 bucket = await js.create_key_value(config)
         except (nats.errors.Error, TimeoutError):
-            await client.close()
+            await close(client)
             raise
         return cls(client, bucket)
 
@@ -108,4 +108,4 @@ class KvLeases:
             await self._bucket.delete(str(stream_id), last=held[0])
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await close(self._client)

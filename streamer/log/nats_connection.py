@@ -24,7 +24,7 @@ from nats.aio.client import Client
 from streamer.log.base import LogError, LogFullError
 from streamer.redact import mask_urls
 
-__all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures"]
+__all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "close", "connect", "failures"]
 
 REQUEST_TIMEOUT_SECS = 5.0
 """The longest a write waits for JetStream's acknowledgement before it fails."""
@@ -83,6 +83,14 @@ async def connect(options: NatsOptions, name: str) -> Client:
             f"cannot connect to NATS at {options.shown_url} (STREAMER_NATS_URL): {reason}"
         ) from None
     return client
+
+
+async def close(client: Client) -> None:
+    """Close ``client``, NATS there or not: with NATS away the client's last flush fails, and
+    a replica stopped then must still exit cleanly (every write was acknowledged or failed
+    already)."""
+    with contextlib.suppress(OSError, nats.errors.Error, TimeoutError):
+        await client.close()
 
 
 async def _connect(client: Client, options: NatsOptions, name: str, failed: list[str]) -> None:

@@ -55,3 +55,14 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
         lambda: acknowledged <= receiver.id_set(), 30, what="every acknowledged record delivered"
     )
     assert (await daemon.stream(stream))["status"]["id"] == 1
+
+
+async def test_a_replica_stopped_while_nats_is_away_exits_cleanly(
+    start_daemon: StartDaemon, new_receiver: NewReceiver, daemon_nats: NatsServer
+) -> None:
+    daemon = await start_daemon()
+    receiver = await new_receiver()
+    await daemon.create_stream(receiver.url, size=50)
+    daemon_nats.kill()
+    code, _ = await daemon.stop()
+    assert code == 0, "\n".join(daemon.output[-30:])
