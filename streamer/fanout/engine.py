@@ -164,9 +164,12 @@ class Fanout:
         """``entries`` were appended: tell the workers of their organisations."""
         self.arrived(Counter(entry.organisation for entry in entries))
 
-    def arrived(self, counts: Mapping[int, int]) -> None:
-        """``counts[organisation]`` records were appended (here or by another replica)."""
+    def arrived(self, counts: Mapping[int, int] | None) -> None:
+        """``counts[organisation]`` records were appended (here or by another replica);
+        ``None``: records of organisations unknown, for every worker to look for."""
         self._quiet.appended()
+        if counts is None:
+            counts = dict.fromkeys(self._listening, 1)
         for organisation, count in counts.items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
