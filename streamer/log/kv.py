@@ -45,7 +45,7 @@ from streamer.log.base import (
 from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect, failures
 from streamer.spec import StreamSpec
 
-__all__ = ["KvStore"]
+__all__ = ["KvStore", "Mirror"]
 
 _OFFSET_BITS = 48
 _STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS, _IDS = (
@@ -59,7 +59,7 @@ _STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS, _IDS = (
 _MIRRORED = (_STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS)
 
 
-class _Mirror:
+class Mirror:
     """One bucket's keys and values as the watch last saw them (or this process wrote)."""
 
     def __init__(self, bucket: KeyValue) -> None:
@@ -123,7 +123,7 @@ class _Mirror:
 class KvStore:
     """The ``Store`` on JetStream key-value buckets. Open with ``await KvStore.open(options)``."""
 
-    def __init__(self, client: Client, ids: KeyValue, mirrors: dict[str, _Mirror]) -> None:
+    def __init__(self, client: Client, ids: KeyValue, mirrors: dict[str, Mirror]) -> None:
         self._client = client
         self._ids = ids
         self._streams = mirrors[_STREAMS]
@@ -142,7 +142,7 @@ class KvStore:
                 js = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
                 buckets = {name: await _bucket(js, name, options.replicas) for name in _MIRRORED}
                 ids = await _bucket(js, _IDS, options.replicas)
-                mirrors = {name: _Mirror(bucket) for name, bucket in buckets.items()}
+                mirrors = {name: Mirror(bucket) for name, bucket in buckets.items()}
                 for mirror in mirrors.values():
                     await mirror.start()
         except BaseException:

@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
+from streamer.log.kv import Mirror
 from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect
 
 __all__ = ["LEASE_SECS", "KvLeases"]
@@ -43,11 +44,16 @@ _log = structlog.get_logger("streamer.leases")
 class KvLeases:
     """The ``Leases`` of one replica. Open with ``await KvLeases.open(options)``."""
 
-    def __init__(self, client: Client, bucket: KeyValue) -> None:
+    def __init__(self, client: Client, bucket: KeyValue, mirror: Mirror | None = None) -> None:
+        """``mirror``: the bucket as a watch sees it, so that a lease another replica keeps
+        renewing is not tried again and again (``None``: every lease not held is tried at
+        every look)."""
         self._client = client
         self._bucket = bucket
+        self._mirror = mirror
         self.holder = os.urandom(8).hex()
         self._held: dict[int, tuple[int, float]] = {}  # stream id → revision, renewed at
+        self._renewed: dict[str, tuple[int, float]] = {}  # others': revision, first seen at
 
     @classmethod
     async def open(cls, options: NatsOptions) -> KvLeases:
@@ -61,10 +67,12 @@ class KvLeases:
                 bucket = await js.key_value(_BUCKET)
             except nats.js.errors.BucketNotFoundError:
                 bucket = await js.create_key_value(config)
+            mirror = Mirror(bucket)
+            await mirror.start()
         except (nats.errors.Error, TimeoutError):
             await close(client)
             raise
-        return cls(client, bucket)
+        return cls(client, bucket, mirror)
 
     async def hold(self, stream_ids: Collection[int]) -> set[int]:
         await asyncio.gather(*(self._keep(stream_id) for stream_id in stream_ids))
@@ -82,6 +90,8 @@ class KvLeases:
         now = time.monotonic()
         try:
             if held is None:
+                if self._renewed_elsewhere(key, now):
+                    return
                 revision = await self._bucket.create(key, value)
             elif now - held[1] >= _RENEW_SECS:
                 revision = await self._bucket.update(key, value, last=held[0])
@@ -97,6 +107,19 @@ class KvLeases:
             return
         self._held[stream_id] = (revision, now)
 
+    def _renewed_elsewhere(self, key: str, now: float) -> bool:
+        """Whether another replica renewed the lease ``key`` less than ``LEASE_SECS`` ago, as
+        far as the watch tells: a new revision seen at one look, and none since for
+        ``LEASE_SECS``, is a lease that ran out (expiry leaves no mark in the watch)."""
+        known = None if self._mirror is None else self._mirror.values.get(key)
+        if known is None:
+            return False
+        revision = known[0]
+        seen = self._renewed.get(key)
+        if seen is None or seen[0] != revision:
+            self._renewed[key] = seen = (revision, now)
+        return now - seen[1] < LEASE_SECS
+
     async def release(self, stream_ids: Collection[int]) -> None:
         await asyncio.gather(*(self._give_up(stream_id) for stream_id in stream_ids))
 
@@ -108,4 +131,6 @@ class KvLeases:
             await self._bucket.delete(str(stream_id), last=held[0])
 
     async def aclose(self) -> None:
+        if self._mirror is not None:
+            await self._mirror.stop()
         await close(self._client)
