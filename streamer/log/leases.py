@@ -10,7 +10,8 @@ off from NATS stops delivering before another can take its streams over. Every l
 renewed (or tried) at once, not one after the other, so a look at the leases takes at most one
 ``REQUEST_TIMEOUT_SECS`` however many streams there are: with NATS away, the renewals of many
 streams in turn would each wait that long, and the replica would learn too late that it lost
-them. A replica that stops
+them. A replica watches the bucket, and tries to take a lease another one holds only once
+it saw no renewal of it for ``LEASE_SECS``, not at every look. A replica that stops
 gracefully deletes its leases, so others take over at once.
 """
 
