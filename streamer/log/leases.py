@@ -113,7 +113,7 @@ class KvLeases:
         far as the watch tells: a new revision seen at one look, and none since for
         ``LEASE_SECS``, is a lease that ran out (expiry leaves no mark in the watch)."""
         known = None if self._mirror is None else self._mirror.values.get(key)
-        if known is None:
+        if known is None or known[1] == self.holder.encode():  # free, or this one's own lost
             return False
         revision = known[0]
         seen = self._renewed.get(key)
