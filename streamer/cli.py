@@ -24,7 +24,7 @@ from streamer.auth import ROLES, Tokens
 from streamer.config import ConfigError, Settings, check_data_dir, load_settings
 from streamer.convert import ConvertError, convert
 from streamer.log.base import LogError, Store, TokenRow
-from streamer.redact import mask_url
+from streamer.redact import mask_urls
 
 __all__ = ["main"]
 
@@ -252,7 +252,7 @@ def _check_config(args: argparse.Namespace) -> int:
     for name, value in settings.model_dump().items():
         shown = "****" if isinstance(value, SecretStr) else value
         if name == "nats_url":  # a user and password or a token may be in it
-            shown = mask_url(value)
+            shown = mask_urls(value)
         print(f"{name} = {shown}")
     return 0
 

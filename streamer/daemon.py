@@ -14,7 +14,7 @@ from streamer.api.protocol import JsonErrorRunner
 from streamer.api.services import SERVICES
 from streamer.app import create_app
 from streamer.config import Settings
-from streamer.redact import mask_url
+from streamer.redact import mask_urls
 from streamer.shutdown import http_drain_secs
 
 __all__ = ["ListenError", "serve", "stop_on_signals"]
@@ -75,7 +75,7 @@ async def serve(settings: Settings) -> None:
         url=f"http://{host}:{port}",
         data_dir=str(settings.data_dir),
         backend=settings.log_backend,
-        **({"nats": mask_url(settings.nats_url)} if settings.log_backend == "nats" else {}),
+        **({"nats": mask_urls(settings.nats_url)} if settings.log_backend == "nats" else {}),
     )
     await stop.wait()
     _log.info("shutting down")

@@ -1,7 +1,8 @@
 """Secrets of a destination kept out of everything that leaves the service.
 
 A destination's secrets are its header values, signing secret, API and write keys, and the
-user information of its URL. ``mask_url`` hides the latter wherever a URL is shown;
+user information of its URL. ``mask_url`` hides the latter wherever a URL is shown
+(``mask_urls`` in a comma-separated list of them);
 ``redact`` replaces every secret value (as written, percent-encoded or JSON-escaped) in a text
 that may echo one, such as a destination's error reply, before it reaches a stream's error,
 a log line or an API answer. Values shorter than ``MIN_SECRET_CHARS`` are not searched for: a
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["MASK", "MIN_SECRET_CHARS", "mask_url", "redact", "secret_values"]
+__all__ = ["MASK", "MIN_SECRET_CHARS", "mask_url", "mask_urls", "redact", "secret_values"]
 
 MASK = "****"
 MIN_SECRET_CHARS = 6
@@ -29,6 +30,12 @@ def mask_url(url: str | None) -> str | None:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=MASK + "@" + parts.netloc.rpartition("@")[2]))
+
+
+def mask_urls(urls: str) -> str:
+    """A comma-separated list of URLs (NATS's servers), each with its user information
+    masked."""
+    return ",".join(mask_url(url.strip()) or "" for url in urls.split(","))
 
 
 def secret_values(credentials: Mapping[str, Any]) -> list[str]:

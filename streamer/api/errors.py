@@ -1,4 +1,7 @@
-"""Every error answer is JSON: ``{"error_code", "error_token", "message"}`` (+ ``errors``)."""
+"""Every error answer is JSON: ``{"error_code", "error_token", "message"}`` (+ ``errors``).
+
+A store out of reach (``LogError``: NATS away, a full disk) is 503 with ``Retry-After``
+wherever a handler meets it, not an internal error."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
+from streamer.log.base import LogError
 
 __all__ = ["ApiError", "Handler", "error_middleware", "problem"]
 
@@ -82,6 +87,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
         return problem(ApiError(exc.status, exc.reason, headers=headers))
+    except LogError as exc:
+        _log.warning("the store failed", method=request.method, path=request.path, error=str(exc))
+        return problem(ApiError(503, f"{exc}; try again", headers={"Retry-After": "2"}))
     except ConnectionResetError:  # the client went away mid-request: nobody reads an answer
         _log.debug("client went away", method=request.method, path=request.path)
         return problem(ApiError(400, "the connection closed before the request was read"))

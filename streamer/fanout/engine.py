@@ -6,12 +6,13 @@ stream's worker alone writes its position. Each running stream has one worker ta
 here and awaited on stop, so a slow or failed stream holds back only itself. Appends wake only
 the workers of the organisations they hold.
 
-Other processes change streams too (replicas on JetStream; on SQLite nobody does): ``follow``
-reads the store every ``SYNC_SECS`` and applies what changed since it last looked (a stream
-created, redefined, paused, resumed, restarted or deleted elsewhere), and delivers exactly the
-delivering streams whose lease this process holds (``Leases``): a lease taken starts the
-stream's worker, a lease lost stops it. Every operation and every sync hold one lock, so the
-engine never sees a half-done change of its own.
+Other processes change streams too (replicas on JetStream; on SQLite nobody does, and
+``follow`` does nothing): ``follow`` reads the store every ``SYNC_SECS`` and applies what
+changed since it last looked (a stream created, redefined, paused, resumed, restarted or
+deleted elsewhere), and delivers exactly the delivering streams whose lease this process
+holds (``Leases``): a lease taken starts the stream's worker, a lease lost stops it. Every
+operation and every sync hold one lock, so the engine never sees a half-done change of its
+own. ``KvStore`` answers from memory and parses a definition again only once it changed.
 
 A stored stream whose connector cannot be built (its destination was allowed by a setting the
 service no longer has) goes to Error with the reason, at start as on resume or restart (which
@@ -112,7 +113,11 @@ class Fanout:
         await self.sync()
 
     async def follow(self) -> None:
-        """Apply the store's changes every ``SYNC_SECS``, until cancelled."""
+        """Apply the store's changes every ``SYNC_SECS``, until cancelled. Alone on its store
+        (no ``leases``: SQLite) the engine made every change itself: there is nothing to
+        follow, and it returns at once."""
+        if isinstance(self._leases, _Alone):
+            return
         while True:
             await asyncio.sleep(SYNC_SECS)
             try:
@@ -128,14 +133,13 @@ class Fanout:
                 await self._forget_stream(stream_id)
             delivering = [i for i, stream in stored.items() if stream.status in _DELIVERING]
             await self._leases.release(self._held.difference(delivering))
-            held = await self._leases.hold(delivering)
-            taken, self._held = held - self._held, held
+            self._held = await self._leases.hold(delivering)
             for stream in stored.values():
-                await self._follow(stream, held=stream.id in held, taken=stream.id in taken)
+                await self._follow(stream, held=stream.id in self._held)
 
-    async def _follow(self, stored: Stream, *, held: bool, taken: bool) -> None:
+    async def _follow(self, stored: Stream, *, held: bool) -> None:
         """Bring the stream in line with the store: stop it if it is no longer this process's
-        to deliver (or was redefined), start it if it became so."""
+        to deliver (or was redefined), start it if it is and has no worker."""
         seen: _Seen = (stored.spec, stored.status, stored.error)
         changed = self._seen.get(stored.id) != seen
         self._seen[stored.id] = seen
@@ -149,7 +153,7 @@ class Fanout:
             await self._halt(stream.id)
         if stream.id not in self._workers:
             stream.position = stored.position  # another replica may have moved it
-            if delivering and (changed or taken):
+            if delivering:  # also one whose stop was stored in vain (NATS away): it goes on
                 with contextlib.suppress(ValueError):  # in Error with the reason: go on
                     await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
 
@@ -162,9 +166,12 @@ class Fanout:
         """``entries`` were appended: tell the workers of their organisations."""
         self.arrived(Counter(map(_organisation, entries)))
 
-    def arrived(self, counts: Mapping[int, int]) -> None:
-        """``counts[organisation]`` records were appended (here or by another replica)."""
+    def arrived(self, counts: Mapping[int, int] | None) -> None:
+        """``counts[organisation]`` records were appended (here or by another replica);
+        ``None``: records of organisations unknown, for every worker to look for."""
         self._quiet.appended()
+        if counts is None:
+            counts = dict.fromkeys(self._listening, 1)
         for organisation, count in counts.items():
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)

@@ -18,7 +18,10 @@ same request is not stored twice within JetStream's duplicate window
 try's stored ones.
 
 Replicas learn of each other's appends through a core NATS message on ``streamer.appended``
-(the organisations and counts, and the last offset): it wakes their waiting streams.
+(the organisations and counts, and the last offset): it wakes their waiting streams. Such a
+message is sent at most once (one sent while this replica reconnects is lost), so every
+``_CHECK_SECS`` the log also asks JetStream for its last offset: records it did not hear of
+wake every stream (their organisations are unknown), or they would wait for the next append.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from nats.js.api import (
 
 from schemas import Kind
 from streamer.log.base import Entry, Row
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect, failures
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect, failures
 
 __all__ = ["DUPLICATE_WINDOW_SECS", "STREAM", "JetStreamLog"]
 
@@ -59,8 +62,10 @@ _CONSUMER_IDLE_SECS = 30.0  # a reader's consumer the server deletes if the read
 _NONE = "_"
 _V1_REPLY_TOKENS = 9
 
-Arrivals = Callable[[Mapping[int, int]], None]
-"""Told, per organisation, how many records another replica appended."""
+_CHECK_SECS = 1.0
+Arrivals = Callable[[Mapping[int, int] | None], None]
+"""Told, per organisation, how many records another replica appended (``None``: records of
+organisations unknown, whose notice was lost)."""
 
 
 class JetStreamLog:
@@ -74,6 +79,7 @@ class JetStreamLog:
         self._me = os.urandom(8).hex()  # tells this process's append notices from the others'
         self._arrivals: Arrivals | None = None
         self._notices: Subscription | None = None
+        self._checking: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, options: NatsOptions, retention_secs: float) -> JetStreamLog:
@@ -83,8 +89,9 @@ class JetStreamLog:
             await log._ensure_stream()
             log._notices = await client.subscribe(_APPENDED, cb=log._noticed)
         except BaseException:
-            await client.close()
+            await close(client)
             raise
+        log._checking = asyncio.create_task(log._check(), name="log: last offset")
         return log
 
     def on_arrivals(self, arrivals: Arrivals) -> None:
@@ -156,6 +163,20 @@ class JetStreamLog:
         self._saw(int(notice["last"]))
         if self._arrivals is not None:
             self._arrivals({int(org): int(count) for org, count in notice["counts"]})
+
+    async def _check(self) -> None:
+        """Every ``_CHECK_SECS``, learn of the records whose notice was lost."""
+        manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
+        while True:
+            await asyncio.sleep(_CHECK_SECS)
+            try:
+                last = (await manager.stream_info(STREAM)).state.last_seq
+            except (TimeoutError, nats.errors.Error):  # NATS away: nobody appends
+                continue
+            if last > self._last_offset:  # what notices told meanwhile counts too
+                self._saw(last)
+                if self._arrivals is not None:
+                    self._arrivals(None)
 
     def _saw(self, offset: int) -> None:
         self._last_offset = max(self._last_offset, offset)
@@ -278,7 +299,10 @@ class JetStreamLog:
         return keep_from - before.first_seq
 
     async def aclose(self) -> None:
-        await self._client.close()  # every append was acknowledged or failed already
+        if self._checking is not None:
+            self._checking.cancel()
+            await asyncio.gather(self._checking, return_exceptions=True)
+        await close(self._client)
 
 
 class _Acks:

@@ -42,10 +42,10 @@ from streamer.log.base import (
     StreamStatus,
     TokenRow,
 )
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, connect, failures
+from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect, failures
 from streamer.spec import StreamSpec
 
-__all__ = ["KvStore"]
+__all__ = ["KvStore", "Mirror"]
 
 _OFFSET_BITS = 48
 _STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS, _IDS = (
@@ -59,7 +59,7 @@ _STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS, _IDS = (
 _MIRRORED = (_STREAMS, _POSITIONS, _LETTERS, _TOKENS, _CALLBACKS)
 
 
-class _Mirror:
+class Mirror:
     """One bucket's keys and values as the watch last saw them (or this process wrote)."""
 
     def __init__(self, bucket: KeyValue) -> None:
@@ -123,7 +123,7 @@ class _Mirror:
 class KvStore:
     """The ``Store`` on JetStream key-value buckets. Open with ``await KvStore.open(options)``."""
 
-    def __init__(self, client: Client, ids: KeyValue, mirrors: dict[str, _Mirror]) -> None:
+    def __init__(self, client: Client, ids: KeyValue, mirrors: dict[str, Mirror]) -> None:
         self._client = client
         self._ids = ids
         self._streams = mirrors[_STREAMS]
@@ -132,6 +132,7 @@ class KvStore:
         self._tokens = mirrors[_TOKENS]
         self._callbacks = mirrors[_CALLBACKS]
         self._mirrors = list(mirrors.values())
+        self._specs: dict[str, tuple[str, StreamSpec]] = {}  # stream id → its spec, parsed
 
     @classmethod
     async def open(cls, options: NatsOptions) -> KvStore:
@@ -141,11 +142,11 @@ class KvStore:
                 js = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
                 buckets = {name: await _bucket(js, name, options.replicas) for name in _MIRRORED}
                 ids = await _bucket(js, _IDS, options.replicas)
-                mirrors = {name: _Mirror(bucket) for name, bucket in buckets.items()}
+                mirrors = {name: Mirror(bucket) for name, bucket in buckets.items()}
                 for mirror in mirrors.values():
                     await mirror.start()
         except BaseException:
-            await client.close()
+            await close(client)
             raise
         return cls(client, ids, mirrors)
 
@@ -188,11 +189,20 @@ class KvStore:
         return stream
 
     async def streams(self) -> list[Stream]:
+        """Every stream; a definition is parsed again only once it changed (the engine asks
+        for them all twice a second)."""
         found = []
+        specs = {}
         for key, stored in self._streams.items():
             position = self._positions.get(key)
-            if position is not None:
-                found.append(_stream(int(key), stored, position))
+            if position is None:
+                continue
+            known = self._specs.get(key)
+            if known is None or known[0] != stored["spec"]:
+                known = stored["spec"], StreamSpec.model_validate_json(stored["spec"])
+            specs[key] = known
+            found.append(_stream(int(key), stored, known[1], position))
+        self._specs = specs
         return sorted(found, key=lambda stream: stream.id)
 
     async def define_stream(self, stream_id: int, spec: StreamSpec) -> None:
@@ -331,7 +341,7 @@ class KvStore:
     async def aclose(self) -> None:
         for mirror in self._mirrors:
             await mirror.stop()
-        await self._client.close()
+        await close(self._client)
 
 
 async def _bucket(js: nats.js.JetStreamContext, name: str, replicas: int) -> KeyValue:
@@ -363,11 +373,13 @@ def _position(position: Position) -> dict[str, Any]:
     }
 
 
-def _stream(stream_id: int, stored: dict[str, Any], position: dict[str, Any]) -> Stream:
+def _stream(
+    stream_id: int, stored: dict[str, Any], spec: StreamSpec, position: dict[str, Any]
+) -> Stream:
     return Stream(
         id=stream_id,
         organisation=stored["organisation"],
-        spec=StreamSpec.model_validate_json(stored["spec"]),
+        spec=spec,
         status=StreamStatus(stored["status"]),
         error=stored["error"],
         created_at=stored["created_at"],

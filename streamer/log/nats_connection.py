@@ -2,8 +2,9 @@
 
 A connection reconnects forever (every second) once it was made: while NATS is away,
 writes fail with ``LogError`` after ``REQUEST_TIMEOUT_SECS`` (ingest answers 503) and
-delivery waits; once NATS is back the same connection carries on. The URL may hold a user and
-password or a token (``nats://user:password@host:4222``); it is shown masked everywhere.
+delivery waits; once NATS is back the same connection carries on. The URL may name several
+servers, comma-separated, and hold a user and password or a token
+(``nats://user:password@host:4222``); it is shown masked everywhere.
 
 A credentials file (``STREAMER_NATS_CREDS_FILE``: a user JWT and its NKEY seed, as NATS
 accounts issue them) or a bare NKEY seed file (``STREAMER_NATS_NKEY_SEED_FILE``) authenticates
@@ -31,9 +32,16 @@ import structlog
 from nats.aio.client import Client
 
 from streamer.log.base import LogError, LogFullError
-from streamer.redact import mask_url
+from streamer.redact import mask_urls
 
-__all__ = ["REQUEST_TIMEOUT_SECS", "NatsOptions", "connect", "failures", "warn_loose_secret_files"]
+__all__ = [
+    "REQUEST_TIMEOUT_SECS",
+    "NatsOptions",
+    "close",
+    "connect",
+    "failures",
+    "warn_loose_secret_files",
+]
 
 REQUEST_TIMEOUT_SECS = 5.0
 """The longest a write waits for JetStream's acknowledgement before it fails."""
@@ -66,12 +74,17 @@ class NatsOptions:
         return {setting: path for setting, path in files.items() if path is not None}
 
     @property
+    def servers(self) -> list[str]:
+        """The URL's servers (it may name several, comma-separated)."""
+        return [server.strip() for server in self.url.split(",")]
+
+    @property
     def shown_url(self) -> str:
-        return mask_url(self.url) or ""
+        return mask_urls(self.url)
 
     def tls(self) -> ssl.SSLContext | None:
         """A verifying TLS context when the URL or a file asks for TLS; ``None`` otherwise."""
-        wants_tls = self.url.startswith("tls://") or any(
+        wants_tls = any(server.startswith("tls://") for server in self.servers) or any(
             path is not None for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
         )
         if not wants_tls:
@@ -102,6 +115,14 @@ async def connect(options: NatsOptions, name: str) -> Client:
     return client
 
 
+async def close(client: Client) -> None:
+    """Close ``client``, NATS there or not: with NATS away the client's last flush fails, and
+    a replica stopped then must still exit cleanly (every write was acknowledged or failed
+    already)."""
+    with contextlib.suppress(OSError, nats.errors.Error, TimeoutError):
+        await client.close()
+
+
 async def _connect(client: Client, options: NatsOptions, name: str, failed: list[str]) -> None:
     """Connect ``client``; until it is connected, errors go to ``failed`` rather than the
     log (the caller reports the last one)."""
@@ -121,7 +142,7 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
             failed.append(str(exc))
 
     await client.connect(
-        options.url,
+        options.servers,
         name=f"streamer {name}",
         tls=options.tls(),
         user_credentials=None if options.creds_file is None else str(options.creds_file),

@@ -1,5 +1,6 @@
 """The service on JetStream when NATS goes away and comes back (file storage, killed with
-SIGKILL): ingest answers 503, not 500, while it is away; what was acknowledged before is
+SIGKILL): ingest and the API's writes (a pause, a new token) answer 503, not 500, while it is
+away, and a pause refused so leaves the stream delivering; what was acknowledged before is
 delivered; the service reconnects by itself and takes records again; the stream stays Running
 (the service's own failures never put a stream in Error)."""
 
@@ -31,6 +32,13 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
     refused = await daemon.ingest(Kind.USAGE, ndjson(away, Kind.USAGE, Version.NEW), ndjson=True)
     assert refused.status == 503, (refused.status, refused.text)
     assert "Retry-After" in refused.headers
+    for method, path, body in [
+        ("PATCH", f"/api/v2/data_stream/{stream}", {"status": {"id": 2}}),  # a pause
+        ("POST", "/api/v1/application_token", {"role": "ingest", "organisation": {"id": 1}}),
+    ]:
+        answer = await daemon.request(method, path, json=body)
+        assert answer.status == 503, (method, path, answer.status, answer.text)
+        assert "Retry-After" in answer.headers
     daemon_nats.start()
 
     after = fleet_records(62, 300, Kind.USAGE)
@@ -47,3 +55,14 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
         lambda: acknowledged <= receiver.id_set(), 30, what="every acknowledged record delivered"
     )
     assert (await daemon.stream(stream))["status"]["id"] == 1
+
+
+async def test_a_replica_stopped_while_nats_is_away_exits_cleanly(
+    start_daemon: StartDaemon, new_receiver: NewReceiver, daemon_nats: NatsServer
+) -> None:
+    daemon = await start_daemon()
+    receiver = await new_receiver()
+    await daemon.create_stream(receiver.url, size=50)
+    daemon_nats.kill()
+    code, _ = await daemon.stop()
+    assert code == 0, "\n".join(daemon.output[-30:])

@@ -19,7 +19,7 @@ import streamer.fanout.pages as pages_module
 from connectors.base import DestinationMissing, FatalError
 from schemas import Kind, Version, dumps
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import LogFullError, Position, StreamStatus
+from streamer.log.base import LogError, LogFullError, Position, StreamStatus
 from streamer.log.sqlite import SqliteLog
 from streamer.spec import StreamSpec
 from tests.fanout.doubles import FakeConnector, Harness, wait_for
@@ -321,3 +321,35 @@ def _resume_via(h: Harness) -> Callable[[int], Any]:
         await h.fanout.resume(stream_id)
 
     return pause_then_resume
+
+
+async def test_alone_on_its_store_the_engine_does_not_read_it_again_and_again(
+    h: Harness,
+) -> None:
+    """Without leases (SQLite: one service per data directory) every change to the streams
+    is the engine's own: following the store would only re-read it twice a second."""
+    await asyncio.wait_for(h.fanout.follow(), 5)
+
+
+async def test_a_pause_the_store_refused_leaves_the_stream_delivering_after_the_next_sync(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause stops the worker before it stores the status: if the store refuses (NATS
+    away), the stream is still Running everywhere and must go on delivering."""
+    stream = await h.create("s")
+    await h.append(usage=2, organisation=1)
+    await wait_for(lambda: len(h["s"].received) == 2)
+    set_status = h.log.set_status
+
+    async def refuse(*args: Any) -> None:
+        raise LogError("storing a stream failed: NATS did not answer (TimeoutError)")
+
+    monkeypatch.setattr(h.log, "set_status", refuse)
+    with pytest.raises(LogError):
+        await h.fanout.pause(stream)
+    monkeypatch.setattr(h.log, "set_status", set_status)
+    assert h.state(stream).status == RUNNING
+
+    await h.fanout.sync()
+    await h.append(usage=3, organisation=1)
+    await wait_for(lambda: len(h["s"].received) == 5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from schemas import Kind
@@ -208,7 +209,7 @@ async def test_a_second_replica_sees_the_firsts_changes_and_appends(jetstream: B
     other_log = await JetStreamLog.open(options, RETENTION_SECS)
     other_store = await KvStore.open(options)
     arrivals: list[dict[int, int]] = []
-    other_log.on_arrivals(lambda counts: arrivals.append(dict(counts)))
+    other_log.on_arrivals(lambda counts: counts is not None and arrivals.append(dict(counts)))
     try:
         stream = await store.create_stream(3, SPEC, offset=0)
         await store.set_status(stream.id, StreamStatus.PAUSED, None)
@@ -265,3 +266,55 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
 
 async def _no_streams(store: StoreProtocol) -> bool:
     return not await store.streams()
+
+
+@pytest.mark.nats
+async def test_the_store_parses_a_definition_again_only_once_it_changed(
+    nats_server: NatsServer,
+) -> None:
+    """The engine asks for every stream twice a second: an unchanged definition is not
+    parsed again."""
+    store = await KvStore.open(NatsOptions(nats_server.url))
+    try:
+        stream = await store.create_stream(1, SPEC, 0)
+        (first,) = await store.streams()
+        (again,) = await store.streams()
+        assert again.spec is first.spec
+        renamed = SPEC.model_copy(update={"name": "renamed"})
+        await store.define_stream(stream.id, renamed)
+        (changed,) = await store.streams()
+        assert changed.spec == renamed
+        assert changed.spec is not first.spec
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.nats
+async def test_the_nats_url_may_name_several_servers(nats_server: NatsServer) -> None:
+    """``STREAMER_NATS_URL`` takes a comma-separated list: one server away, another answers."""
+    log = await JetStreamLog.open(
+        NatsOptions(f"nats://127.0.0.1:9, {nats_server.url}"), RETENTION_SECS
+    )
+    try:
+        assert await log.append(entries(2, "a")) == 2
+    finally:
+        await log.aclose()
+
+
+async def test_a_replica_learns_of_records_whose_notice_it_missed(jetstream: Backend) -> None:
+    """The notice of another replica's append is sent at most once: records stored without
+    one (or whose notice was lost) still wake this replica's streams."""
+    log, _, server = jetstream
+    assert server is not None
+    woken: list[None] = []
+    log.on_arrivals(lambda counts: counts is None and woken.append(None))
+    publisher = await nats.connect(server.url)
+    try:
+        ack = await publisher.jetstream().publish(
+            f"streamer.records.1.{Kind.USAGE.value}._._", b"{}"
+        )
+        await eventually(lambda: bool(woken))
+        assert log.last_offset == ack.seq
+        assert [row.offset for row in await log.read(1, (Kind.USAGE,), 0, 10)] == [ack.seq]
+    finally:
+        await publisher.close()

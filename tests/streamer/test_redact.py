@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.redact import mask_url, redact, secret_values
+from streamer.redact import mask_url, mask_urls, redact, secret_values
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,11 @@ from streamer.redact import mask_url, redact, secret_values
 )
 def test_mask_url_hides_the_user_information(url: str | None, shown: str | None) -> None:
     assert mask_url(url) == shown
+
+
+def test_mask_urls_hides_the_user_information_of_every_url_of_a_list() -> None:
+    shown = mask_urls("nats://u:secret1@a:4222, nats://u:secret2@b:4222,tls://c:4222")
+    assert shown == "nats://****@a:4222,nats://****@b:4222,tls://c:4222"
 
 
 def test_every_secret_of_a_destination_is_found_and_redacted_in_its_echoed_forms() -> None:
