@@ -136,6 +136,9 @@ class Fanout:
             self._held = await self._leases.hold(delivering)
             for stream in stored.values():
                 await self._follow(stream, held=stream.id in self._held)
+            for stream_id in await self._store.queued_replays():  # asked for through any replica
+                if stream_id in self._workers:
+                    self._workers[stream_id][0].replay()
 
     async def _follow(self, stored: Stream, *, held: bool) -> None:
         """Bring the stream in line with the store: stop it if it is no longer this process's

@@ -237,6 +237,10 @@ class Store(Protocol):
         """Mark every dead letter of the stream to be sent again; return how many."""
         ...
 
+    async def queued_replays(self) -> set[int]:
+        """The streams that have dead letters marked to be sent again (by any replica)."""
+        ...
+
     async def drop_dead_letters(self, ids: Sequence[int]) -> None: ...
 
     async def add_token(

@@ -279,6 +279,15 @@ class KvStore:
                     requeued += 1
         return requeued
 
+    async def queued_replays(self) -> set[int]:
+        # without parsing every letter: in JSON, that key and value can only be the field
+        # (a quote inside a string is escaped)
+        return {
+            int(key.partition(".")[0])
+            for key, (_, value) in self._letters.values.items()
+            if b'"queued":true' in value
+        }
+
     async def drop_dead_letters(self, ids: Sequence[int]) -> None:
         mask = (1 << _OFFSET_BITS) - 1
         with failures("dropping dead letters"):

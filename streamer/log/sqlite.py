@@ -379,6 +379,13 @@ class SqliteLog:
         )
         return int(requeued)
 
+    async def queued_replays(self) -> set[int]:
+        def job(conn: sqlite3.Connection) -> set[int]:
+            rows = conn.execute("SELECT DISTINCT stream FROM dead_letters WHERE queued = 1")
+            return {stream_id for (stream_id,) in rows}
+
+        return await self._read(job)
+
     async def drop_dead_letters(self, ids: Sequence[int]) -> None:
         await self._write(
             lambda conn: conn.executemany(

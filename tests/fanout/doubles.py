@@ -22,7 +22,7 @@ from connectors.base import Batch, Rendering, SendResult
 from schemas import Kind, Record, Version, dumps
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
-from streamer.log.base import Entry, Stream, StreamStatus
+from streamer.log.base import Entry, Leases, Stream, StreamStatus
 from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.simulate import Fleet
@@ -174,6 +174,7 @@ class Harness:
         destinations: defaultdict[str, Destination] | None = None,
         linger_secs: float = 0.0,
         max_wait_secs: float = 0.0,
+        leases: Leases | None = None,
     ) -> None:
         self.log = log
         self.destinations = destinations if destinations is not None else defaultdict(Destination)
@@ -186,6 +187,7 @@ class Harness:
             metrics=self.metrics,
             linger_secs=linger_secs,
             max_wait_secs=max_wait_secs,
+            leases=leases,
         )
         self.fleet = Fleet(seed=7, organisations=3)
         self.stored: list[Stored] = []

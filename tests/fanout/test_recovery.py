@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +21,14 @@ from connectors.base import DestinationMissing, FatalError
 from schemas import Kind, Version, dumps
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import LogError, LogFullError, Position, StreamStatus
+from streamer.log.jetstream import JetStreamLog
+from streamer.log.kv import KvStore
+from streamer.log.leases import KvLeases
+from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from streamer.spec import StreamSpec
 from tests.fanout.doubles import FakeConnector, Harness, wait_for
+from tests.log.backends import RETENTION_SECS, Combined, open_backend
 
 RUNNING, ERROR = StreamStatus.RUNNING, StreamStatus.ERROR
 SHORT = RetryPolicy(window_secs=0.4, base_secs=0.01, cap_secs=0.05)
@@ -94,6 +100,48 @@ async def test_a_replayed_dead_letter_that_still_cannot_be_rendered_stays_one(
     assert "cannot be rendered" in letter.reason
     await wait_for(lambda: h.state(stream).status == RUNNING)  # Pending until then
     assert len(h["old"].attempts) == 1  # nothing left to send in the replay
+
+
+@pytest.mark.nats
+async def test_a_replay_asked_for_through_another_replica_is_sent_by_the_one_delivering(
+    tmp_path: Path, poison: set[int]
+) -> None:
+    async with open_backend("nats", tmp_path) as (log, store, server):
+        assert server is not None
+        options = NatsOptions(server.url)
+        other_log = await JetStreamLog.open(options, RETENTION_SECS)
+        other_store = await KvStore.open(options)
+        leases, other_leases = await KvLeases.open(options), await KvLeases.open(options)
+        holder = Harness(Combined(log, store), leases=leases)
+        other = Harness(Combined(other_log, other_store), holder.destinations, leases=other_leases)
+        try:
+            stream = await holder.create("old", version="old")
+            await holder.fanout.sync()  # takes the lease: the other replica will not
+            stored = await holder.append(usage=3, organisation=1)
+            poison.add(stored[0].record["id"])
+            await wait_for(lambda: len(holder["old"].received) == 2)
+            deadline = time.monotonic() + 10.0
+            while len(await other_store.dead_letters(stream)) != 1:  # its mirror catches up
+                assert time.monotonic() < deadline, "the dead letter never reached the other"
+                await asyncio.sleep(0.005)
+            await other.fanout.sync()
+            assert other.fanout.get(stream) is not None  # known to it, not delivered by it
+
+            poison.clear()  # the cause fixed; the replay is asked for through the other
+            assert await other.fanout.replay_dead_letters(stream) == 1
+            following = asyncio.create_task(holder.fanout.follow())
+            try:
+                await wait_for(lambda: len(holder["old"].received) == 3)
+            finally:
+                following.cancel()
+            assert sorted(holder["old"].offsets) == [s.offset for s in stored]
+            await letters_settle(holder, stream)
+            assert await store.dead_letters(stream) == []
+        finally:
+            await other.fanout.stop(1.0)
+            await holder.fanout.stop(1.0)
+            for closing in (other_leases, leases, other_store, other_log):
+                await closing.aclose()
 
 
 async def letters_settle(h: Harness, stream: int, timeout: float = 10.0) -> None:

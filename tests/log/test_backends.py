@@ -120,9 +120,13 @@ async def test_dead_letters_are_kept_requeued_and_dropped(backend: Backend) -> N
         (5, Kind.USAGE, b'{"a":5}', "refused again", False),
     ]
     assert [d.offset for d in queued] == [3]
+    assert await store.queued_replays() == {stream.id}
     assert await store.requeue_dead_letters(stream.id) == 1
     await store.drop_dead_letters([queued[0].id])
     assert [d.offset for d in await store.dead_letters(stream.id)] == [5]
+    assert await store.queued_replays() == {stream.id}  # 5, queued again just above
+    await store.drop_dead_letters([d.id for d in await store.dead_letters(stream.id)])
+    assert await store.queued_replays() == set()
     await store.delete_stream(stream.id)
     assert await store.dead_letters(stream.id) == []
 
