@@ -130,6 +130,8 @@ async def create_app(settings: Settings) -> web.Application:
     )
     if isinstance(log, JetStreamLog):  # other replicas' appends wake this one's streams
         log.on_arrivals(fanout.arrived)
+    if isinstance(log, SqliteLog):  # a paused stream's backlog is read from the database
+        log.keep_warm_for(fanout.listens)
     workers = default_workers() if settings.ingest_workers is None else settings.ingest_workers
     readers = BodyReaders(
         workers, settings.ingest_timeout_secs, on_lost=metrics.ingest_workers_lost.inc

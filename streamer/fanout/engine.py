@@ -179,6 +179,10 @@ class Fanout:
             for worker in self._listening.get(organisation, ()):
                 worker.arrived(count)
 
+    def listens(self, organisation: int) -> bool:
+        """Whether a delivering stream of this process reads ``organisation``'s records."""
+        return organisation in self._listening
+
     def troubles(self) -> dict[int, str]:
         """The streams whose delivery waits out the service's own error, and that error."""
         return {

@@ -22,7 +22,7 @@ import sys
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, count
 from typing import Any
 
@@ -119,10 +119,18 @@ class Lanes:
         self._warm: dict[int, tuple[Segment, float]] = {}  # by first offset, oldest first,
         # with the monotonic time it was added
         self._warm_size = 0
+        self.read_soon: Callable[[int], bool] = _anyone
+        """Whether a stream that keeps up reads an organisation's records (a paused stream's
+        backlog need not take memory)."""
 
     def add(self, segment: Segment) -> None:
-        """A committed append."""
+        """A committed append. It stays warm if a stream that keeps up reads one of its
+        organisations; otherwise nothing older does either (warm segments are the newest)."""
         self._index(segment.first, segment.organisations, segment.kinds)
+        if not any(map(self.read_soon, set(segment.organisations))):
+            for first in list(self._warm):
+                self._cool(first)
+            return
         now = time.monotonic()
         self._warm[segment.first] = segment, now
         self._warm_size += _size(segment)
@@ -132,6 +140,11 @@ class Lanes:
             if fits or oldest is segment:
                 break
             self._cool(oldest.first)
+
+    @property
+    def warm_size(self) -> int:
+        """About how many bytes the warm segments take."""
+        return self._warm_size
 
     def add_stored(self, first: int, organisations: bytes, kinds: bytes) -> None:
         """A segment found in the database when it opens (in offset order)."""
@@ -210,6 +223,10 @@ class Lanes:
             values = (offset, kind, organisation, types[i], alerts[i], body[starts[i] : ends[i]])
             rows.append(_new_tuple(Row, values))
         return rows
+
+
+def _anyone(organisation: int) -> bool:
+    return True
 
 
 def _size(segment: Segment) -> int:

@@ -191,6 +191,16 @@ class SqliteLog:
 
         return int(await self._write(job))
 
+    def keep_warm_for(self, read_soon: Callable[[int], bool]) -> None:
+        """Keep the newest records in memory only while ``read_soon(organisation)`` holds for
+        one of an append's organisations (the fan-out: a delivering stream listens to it)."""
+        self._lanes.read_soon = read_soon
+
+    @property
+    def memory_held(self) -> int:
+        """About how many bytes of the newest records memory holds."""
+        return self._lanes.warm_size
+
     async def read(
         self, organisation: int, kinds: Collection[Kind], after: int, limit: int
     ) -> list[Row]:

@@ -197,6 +197,37 @@ async def _read_back_organisation_2(
     assert await log.pending(2, kinds, middle) == sum(r.offset > middle for r in expected)
 
 
+async def test_appends_no_delivering_stream_reads_are_not_kept_in_memory(
+    tmp_path: Path,
+) -> None:
+    """A paused stream's backlog does not take memory: an append none of whose organisations a
+    delivering stream reads lets go of what memory held (the newest appends are the ones kept),
+    and every record still reads back, from the database."""
+    log = await SqliteLog.open(tmp_path)
+    listened = {1, 3}
+    log.keep_warm_for(listened.__contains__)
+    mixed = [_mixed(i) for i in range(150)]
+    backlog = [Entry(Kind.USAGE, 2, None, None, b'{"b":%d}' % i) for i in range(25)]
+    try:
+        await log.append(mixed[:75])
+        assert log.memory_held > 0
+        await log.append(backlog)
+        assert log.memory_held == 0
+        await log.append(mixed[75:])
+        assert log.memory_held > 0
+
+        everything = mixed[:75] + backlog + mixed[75:]
+        for organisation in (1, 2, 3):
+            expected = [
+                Row(i + 1, *entry)
+                for i, entry in enumerate(everything)
+                if entry.organisation == organisation
+            ]
+            assert await log.read(organisation, BOTH, 0, 1000) == expected
+    finally:
+        await log.aclose()
+
+
 async def test_reads_from_the_database_at_once_each_get_their_own_records(
     tmp_path: Path,
 ) -> None:
