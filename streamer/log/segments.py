@@ -10,7 +10,8 @@ lane: one organisation's records of one kind). A reader finds its records withou
 anyone else's and counts what waits without reading at all. It takes 8 bytes per retained
 record and is rebuilt from the segments' organisation and kind columns when the log opens.
 The segments of the last minute, up to a number of bytes of records, also stay whole in memory
-(warm), so streams that keep up read without touching the database. Readers further behind
+(warm), so streams that keep up read without touching the database; an append that no
+delivering stream reads (a paused stream's backlog) lets go of them. Readers further behind
 read from the database (``cold_rows``): each segment once for all the reads that go together,
 and of its bytes only those of their records unless they want many of them.
 """
