@@ -108,7 +108,7 @@ async def connect(options: NatsOptions, name: str) -> Client:
         await asyncio.wait_for(_connect(client, options, name, failed), _FIRST_CONNECT_SECS)
     except (OSError, ssl.SSLError, nats.errors.Error, TimeoutError) as exc:
         await client.close()
-        reason = str(exc) or (failed[-1] if failed else "no answer")
+        reason = str(exc) or _why(failed)
         raise LogError(
             f"cannot connect to NATS at {options.shown_url} (STREAMER_NATS_URL): {reason}"
         ) from None
@@ -121,6 +121,13 @@ async def close(client: Client) -> None:
     already)."""
     with contextlib.suppress(OSError, nats.errors.Error, TimeoutError):
         await client.close()
+
+
+def _why(failed: list[str]) -> str:
+    """Why the first tries failed: the server's own refusal if it sent one (``nats: …``; the
+    connection it then closes may fail later tries with a mere reset), else the last error."""
+    refusals = [failure for failure in failed if failure.startswith("nats: ")]
+    return (refusals or failed or ["no answer"])[-1]
 
 
 async def _connect(client: Client, options: NatsOptions, name: str, failed: list[str]) -> None:

@@ -15,7 +15,7 @@ import structlog
 from streamer.log.base import LogError
 from streamer.log.jetstream import JetStreamLog
 from streamer.log.kv import KvStore
-from streamer.log.nats_connection import NatsOptions, warn_loose_secret_files
+from streamer.log.nats_connection import NatsOptions, _why, warn_loose_secret_files
 from tests.nats_accounts import Accounts, creds_file_text
 from tests.nats_server import NatsServer
 
@@ -220,3 +220,12 @@ def test_a_file_others_can_read_is_warned_about(
     for entry in warnings:
         assert entry["setting"] == "STREAMER_NATS_NKEY_SEED_FILE"
         assert seed.decode() not in repr(entry)
+
+
+def test_a_refused_first_connect_is_told_by_the_servers_refusal_not_the_reset_after_it() -> None:
+    """The server closes the connection it refused: under load a later try may fail with a mere
+    reset, and the one-line error must still say why."""
+    refusal = "nats: 'Authorization Violation'"
+    assert _why([refusal, "[Errno 104] Connection reset by peer"]) == refusal
+    assert _why(["[Errno 111] Connection refused"]) == "[Errno 111] Connection refused"
+    assert _why([]) == "no answer"
