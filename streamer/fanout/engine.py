@@ -147,7 +147,7 @@ class Fanout:
         changed = self._seen.get(stored.id) != seen
         self._seen[stored.id] = seen
         stream = self._streams.setdefault(stored.id, stored)
-        respecified = stream.spec != stored.spec
+        respecified = changed and stream.spec != stored.spec  # unchanged: one spec, no compare
         if changed:
             stream.spec, stream.status, stream.error = seen
             self._metrics.status.labels(str(stream.id)).set(stream.status)
