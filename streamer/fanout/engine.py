@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -32,6 +32,7 @@ from operator import attrgetter
 import structlog
 
 from connectors.base import Connector
+from streamer.fanout.arrivals import Arrivals
 from streamer.fanout.pages import Pages
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
@@ -99,6 +100,7 @@ class Fanout:
         self._max_wait = max_wait_secs
         self._quiet = Quiet(linger_secs)
         self._pages = Pages(log)
+        self._arrivals = Arrivals()
         self._streams: dict[int, Stream] = {}
         self._workers: dict[int, tuple[StreamWorker, asyncio.Task[None]]] = {}
         self._listening: defaultdict[int, set[StreamWorker]] = defaultdict(set)
@@ -166,18 +168,17 @@ class Fanout:
         return self._quiet.receiving()
 
     def notify(self, entries: Sequence[Entry]) -> None:
-        """``entries`` were appended: tell the workers of their organisations."""
-        self.arrived(Counter(map(_organisation, entries)))
+        """``entries`` were appended: wake the workers waiting for them."""
+        self._quiet.appended()
+        self._arrivals.appended(list(map(_organisation, entries)))
 
     def arrived(self, counts: Mapping[int, int] | None) -> None:
-        """``counts[organisation]`` records were appended (here or by another replica);
-        ``None``: records of organisations unknown, for every worker to look for."""
+        """``counts[organisation]`` records were appended by another replica; ``None``:
+        records of organisations unknown, for every worker to look for."""
         self._quiet.appended()
-        if counts is None:
-            counts = dict.fromkeys(self._listening, 1)
-        for organisation, count in counts.items():
-            for worker in self._listening.get(organisation, ()):
-                worker.arrived(count)
+        self._arrivals.appended_counts(
+            dict.fromkeys(self._listening, 1) if counts is None else counts
+        )
 
     def listens(self, organisation: int) -> bool:
         """Whether a delivering stream of this process reads ``organisation``'s records."""
@@ -322,6 +323,7 @@ class Fanout:
             log=self._log,
             store=self._store,
             pages=self._pages,
+            arrivals=self._arrivals,
             quiet=self._quiet if connector.linger_secs is None else None,
             policy=self._policy,
             metrics=self._metrics,

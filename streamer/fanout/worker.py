@@ -46,6 +46,7 @@ from connectors.base import (
     SendResult,
 )
 from schemas import Kind
+from streamer.fanout.arrivals import Arrivals
 from streamer.fanout.pages import Lane, Page, Pages, Unrenderable, render_payload
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
@@ -174,6 +175,7 @@ class StreamWorker:
         log: Log,
         store: Store,
         pages: Pages,
+        arrivals: Arrivals,
         quiet: Quiet | None,
         policy: RetryPolicy,
         metrics: Metrics,
@@ -190,6 +192,7 @@ class StreamWorker:
         self._log = log
         self._store = store
         self._pages = pages
+        self._arrivals = arrivals
         self._policy = policy
         self._metrics = metrics
         self._size = connector.max_batch
@@ -205,8 +208,7 @@ class StreamWorker:
         self._pending = metrics.pending.labels(self._label)
         self._batch_seconds = metrics.batch_seconds.labels(self._label)
         self._wake = asyncio.Event()
-        self._arrived = 0  # records of the organisation appended since the last read
-        self._wanted = 1  # how many of them wake the worker
+        self._read_at = 0  # how many records of the organisation were appended at the last read
         self._unread = True  # records may wait that no read has seen (at start, after a full cut)
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -219,12 +221,6 @@ class StreamWorker:
     def stopping(self) -> bool:
         """``stop`` was called."""
         return self._stopping
-
-    def arrived(self, count: int) -> None:
-        """``count`` records of the stream's organisation were appended."""
-        self._arrived += count
-        if self._arrived >= self._wanted:
-            self._wake.set()
 
     def stop(self) -> None:
         """Finish the send in flight, then return."""
@@ -342,8 +338,7 @@ class StreamWorker:
             self._wake.clear()
             if self._stopping or self._replaying:
                 return None
-            self._want(1)
-            await self._wake.wait()
+            await self._wait_for(1, None)
             if self._stopping or self._replaying:
                 return None
         if not cut.done:
@@ -351,8 +346,10 @@ class StreamWorker:
         if not cut.taken:
             await self._skip_to(cut.position)
             return None
-        offsets = sorted(row.offset for row in (*cut.rows, *(row for row, _ in cut.unrendered)))
-        key = f"{self.stream.id}-{offsets[0]}-{offsets[-1]}"
+        # the first and last offsets taken (rows and unrendered are each in offset order)
+        ends = [row.offset for row in (*cut.rows[:1], *cut.rows[-1:])]
+        ends += [row.offset for row, _ in (*cut.unrendered[:1], *cut.unrendered[-1:])]
+        key = f"{self.stream.id}-{min(ends)}-{max(ends)}"
         batch = _batch(key, cut.payloads, cut.rows)
         return LogBatch(batch, cut.rows, cut.unrendered, cut.position)
 
@@ -361,9 +358,10 @@ class StreamWorker:
         everything committed before this call (what arrives meanwhile is counted for the next
         call). No read when nothing of the organisation arrived since the last one read
         everything."""
-        if not self._unread and self._arrived == 0:
+        appended = self._arrivals.count(self.stream.organisation)
+        if not self._unread and appended == self._read_at:
             return
-        self._arrived = 0
+        self._read_at = appended
         committed = self._log.last_offset
         while not cut.done and cut.position < committed:
             page = await self._pages.page_after(self._lane, cut.position)
@@ -393,27 +391,30 @@ class StreamWorker:
     async def _wait_for_more(self, cut: _Cut, deadline: float) -> None:
         """Until enough records arrived to fill the batch, the log is quiet, or ``deadline``."""
         self._wake.clear()
-        self._want(self._size - len(cut.rows))
         quiet = self._quiet
         if quiet is not None:
             quiet.call_when_quiet(self._wake.set)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), deadline - time.monotonic())
+                await self._wait_for(self._size - len(cut.rows), deadline - time.monotonic())
         finally:
             if quiet is not None:
                 quiet.cancel(self._wake.set)
+
+    async def _wait_for(self, count: int, timeout: float | None) -> None:
+        """Until ``count`` records of the organisation arrived since the last read (or the
+        worker is woken otherwise: stopped, dead letters to replay, the log quiet)."""
+        organisation = self.stream.organisation
+        self._arrivals.wait(organisation, self._read_at + count, self._wake)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self._arrivals.cancel(organisation, self._wake)
 
     async def _skip_to(self, position: int) -> None:
         """Move past records the stream's filters leave out."""
         if position > self.stream.position.offset:
             await self._commit(replace(self.stream.position, offset=position, inflight=None))
-
-    def _want(self, count: int) -> None:
-        """Be woken once ``count`` records of the organisation arrived since the last read."""
-        self._wanted = count
-        if self._arrived >= count:
-            self._wake.set()
 
     # -- sending -----------------------------------------------------------------------------
 

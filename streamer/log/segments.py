@@ -9,7 +9,7 @@ The lane index (``Lanes``, in memory) lists the offsets of each lane's retained 
 lane: one organisation's records of one kind). A reader finds its records without reading
 anyone else's and counts what waits without reading at all. It takes 8 bytes per retained
 record and is rebuilt from the segments' organisation and kind columns when the log opens.
-The segments of the last minute, up to a number of bytes of records, also stay whole in memory
+The records of the last minute, up to a number of bytes of them, also stay in memory as rows
 (warm), so streams that keep up read without touching the database; an append that no
 delivering stream reads (a paused stream's backlog) lets go of them. Readers further behind
 read from the database (``cold_rows``): each segment once for all the reads that go together,
@@ -23,9 +23,11 @@ import sys
 import time
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import accumulate, count
-from typing import Any
+from typing import Any, cast
 
 from schemas import Kind
 from streamer.log.base import Entry, LogError, Row
@@ -37,6 +39,9 @@ _CODES = {kind: code for code, kind in enumerate(_KINDS)}
 _NO_EVENT_TYPE = -(2**63)  # a packed event type that is None
 _NO_ALERT = -1  # a packed alert flag that is None
 _new_tuple = tuple.__new__
+_row = cast(
+    Callable[[tuple[int, Kind, int, int | None, int | None, bytes]], Row], partial(_new_tuple, Row)
+)
 
 Lane = tuple[int, Kind]
 """An organisation and a kind."""
@@ -64,6 +69,7 @@ class Segment:
 
     __slots__ = (
         "alerts",
+        "bodies",
         "body",
         "count",
         "ends",
@@ -71,7 +77,6 @@ class Segment:
         "first",
         "kinds",
         "organisations",
-        "starts",
     )
 
     def __init__(self, entries: Sequence[Entry]) -> None:
@@ -81,13 +86,19 @@ class Segment:
             raise LogError("a record's bytes hold a raw newline: the log takes canonical JSON")
         self.first = 0
         self.count = len(entries)
+        self.bodies = bodies
         self.body = body
         self.ends = [end + i for i, end in enumerate(accumulate(map(len, bodies)))]
-        self.starts = [end - len(body) for end, body in zip(self.ends, bodies, strict=True)]
         self.organisations = [entry.organisation for entry in entries]
         self.kinds = bytes([_CODES[entry.kind] for entry in entries])
         self.event_types = [entry.event_type for entry in entries]
         self.alerts = [entry.alert for entry in entries]
+
+    def rows(self) -> list[Row]:
+        """Its records as rows (once it has its offsets)."""
+        kinds = map(_KINDS.__getitem__, self.kinds)
+        facts = (self.organisations, self.event_types, self.alerts, self.bodies)
+        return list(map(_row, zip(count(self.first), kinds, *facts)))
 
     def columns(self) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes]:
         """The packed organisations, kinds, event types, alert flags and ends (a column of
@@ -108,7 +119,7 @@ class Segment:
 
 class Lanes:
     """The offsets of every lane's retained records, the offset range of every retained
-    segment, and the warm segments. Touched by the event loop only."""
+    segment, and the rows of the warm segments. Touched by the event loop only."""
 
     def __init__(self, warm_bytes: int, warm_secs: float = 60.0) -> None:
         """The records appended in the last ``warm_secs`` stay in memory, up to about
@@ -117,9 +128,11 @@ class Lanes:
         self.warm_secs = warm_secs
         self._offsets: dict[Lane, array[int]] = {}
         self._firsts: array[int] = array("q")  # of the retained segments, in offset order
-        self._warm: dict[int, tuple[Segment, float]] = {}  # by first offset, oldest first,
-        # with the monotonic time it was added
+        self._warm: deque[tuple[int, int, int, float]] = deque()  # per warm segment, oldest
+        # first: its first offset, record count, size and the monotonic time it was added
         self._warm_size = 0
+        self._rows: list[Row | None] = []  # the warm rows in offset order, after cooled ones
+        self._rows_from = 0  # the offset of _rows[0]
         self.read_soon: Callable[[int], bool] = _anyone
         """Whether a stream that keeps up reads an organisation's records (a paused stream's
         backlog need not take memory)."""
@@ -129,18 +142,22 @@ class Lanes:
         organisations; otherwise nothing older does either (warm segments are the newest)."""
         self._index(segment.first, segment.organisations, segment.kinds)
         if not any(map(self.read_soon, set(segment.organisations))):
-            for first in list(self._warm):
-                self._cool(first)
+            self._cool(len(self._warm))
             return
+        if segment.first != self._rows_from + len(self._rows):  # the rows stay in offset order
+            self._cool(len(self._warm))
+        if not self._warm:
+            self._rows, self._rows_from = [], segment.first
         now = time.monotonic()
-        self._warm[segment.first] = segment, now
-        self._warm_size += _size(segment)
-        while True:
-            oldest, at = next(iter(self._warm.values()))
-            fits = self._warm_size <= self.warm_bytes and now - at <= self.warm_secs
-            if fits or oldest is segment:
+        size = _size(segment)
+        self._rows += segment.rows()
+        self._warm.append((segment.first, segment.count, size, now))
+        self._warm_size += size
+        while len(self._warm) > 1:
+            _, _, _, at = self._warm[0]
+            if self._warm_size <= self.warm_bytes and now - at <= self.warm_secs:
                 break
-            self._cool(oldest.first)
+            self._cool(1)
 
     @property
     def warm_size(self) -> int:
@@ -158,8 +175,7 @@ class Lanes:
             del offsets[: bisect_left(offsets, keep_from)]
             if not offsets:
                 del self._offsets[lane]
-        for first in [first for first in self._warm if first < keep_from]:
-            self._cool(first)
+        self._cool(bisect_left([first for first, *_ in self._warm], keep_from))
 
     def oldest(self) -> int | None:
         """The first offset of the oldest retained segment."""
@@ -177,12 +193,23 @@ class Lanes:
             return [], []
         start = bisect_right(offsets, after)
         wanted = offsets[start : start + limit]
-        warm_from = next(iter(self._warm), sys.maxsize)
-        split = bisect_left(wanted, warm_from)
-        return self._plan(wanted[:split]), self._warm_rows(lane, wanted[split:])
+        split = bisect_left(wanted, self._warm[0][0] if self._warm else sys.maxsize)
+        rows, base = self._rows, self._rows_from
+        warm = [rows[offset - base] for offset in wanted[split:]]
+        return self._plan(wanted[:split]), cast(list[Row], warm)
 
-    def _cool(self, first: int) -> None:
-        self._warm_size -= _size(self._warm.pop(first)[0])
+    def _cool(self, segments: int) -> None:
+        """Let go of the ``segments`` oldest warm segments. Their rows become ``None``, and
+        are dropped from the list once they are the larger part of it."""
+        for _ in range(segments):
+            first, records, size, _ = self._warm.popleft()
+            start = first - self._rows_from
+            self._rows[start : start + records] = [None] * records
+            self._warm_size -= size
+        cooled = self._warm[0][0] - self._rows_from if self._warm else len(self._rows)
+        if cooled * 2 > len(self._rows):
+            del self._rows[:cooled]
+            self._rows_from += cooled
 
     def _index(self, first: int, organisations: Iterable[int], kinds: bytes) -> None:
         self._firsts.append(first)
@@ -207,32 +234,14 @@ class Lanes:
             group.append(offset)
         return plan
 
-    def _warm_rows(self, lane: Lane, offsets: array[int]) -> list[Row]:
-        """The rows of ``offsets``, all of them in warm segments: the delivery hot path."""
-        organisation, kind = lane
-        firsts, warm = self._firsts, self._warm
-        rows: list[Row] = []
-        first = end = -1
-        for offset in offsets:
-            if offset >= end:
-                first = firsts[bisect_right(firsts, offset) - 1]
-                segment = warm[first][0]
-                end = first + segment.count
-                starts, ends, body = segment.starts, segment.ends, segment.body
-                types, alerts = segment.event_types, segment.alerts
-            i = offset - first
-            values = (offset, kind, organisation, types[i], alerts[i], body[starts[i] : ends[i]])
-            rows.append(_new_tuple(Row, values))
-        return rows
-
 
 def _anyone(organisation: int) -> bool:
     return True
 
 
 def _size(segment: Segment) -> int:
-    """About the memory a warm segment takes."""
-    return len(segment.body) + 64 * segment.count
+    """About the memory a warm segment's rows take."""
+    return len(segment.body) + 160 * segment.count
 
 
 def cold_rows(conn: sqlite3.Connection, reads: Sequence[tuple[Lane, Plan]]) -> list[list[Row]]:

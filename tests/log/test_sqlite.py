@@ -161,7 +161,7 @@ async def test_read_gives_one_organisations_records_of_its_kinds_in_offset_order
 ) -> None:
     """Records read from memory (the newest), from the database (after reopening, or older
     than what memory keeps), or both in one read, are the same records."""
-    memory = 4000 if held == "some-in-each" else 2**20  # 4000: the newest 2 appends
+    memory = 9000 if held == "some-in-each" else 2**20  # 9000: the newest 2 appends
     log = await SqliteLog.open(tmp_path, memory_bytes=memory)
     mixed = [_mixed(i) for i in range(150)]
     for start in range(0, 150, 25):  # appends mixing organisations and kinds
