@@ -395,21 +395,29 @@ class StreamWorker:
         if quiet is not None:
             quiet.call_when_quiet(self._wake.set)
         try:
-            with contextlib.suppress(TimeoutError):
-                await self._wait_for(self._size - len(cut.rows), deadline - time.monotonic())
+            await self._wait_for(self._size - len(cut.rows), deadline)
         finally:
             if quiet is not None:
                 quiet.cancel(self._wake.set)
 
-    async def _wait_for(self, count: int, timeout: float | None) -> None:
-        """Until ``count`` records of the organisation arrived since the last read (or the
-        worker is woken otherwise: stopped, dead letters to replay, the log quiet)."""
+    async def _wait_for(self, count: int, deadline: float | None) -> None:
+        """Until ``count`` records of the organisation arrived since the last read, or the
+        ``deadline`` (monotonic time), or the worker is woken otherwise (stopped, dead letters
+        to replay, the log quiet)."""
         organisation = self.stream.organisation
         self._arrivals.wait(organisation, self._read_at + count, self._wake)
+        loop = asyncio.get_running_loop()
+        timer = (
+            None
+            if deadline is None
+            else loop.call_later(deadline - time.monotonic(), self._wake.set)
+        )
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._wake.wait()
         finally:
             self._arrivals.cancel(organisation, self._wake)
+            if timer is not None:
+                timer.cancel()
 
     async def _skip_to(self, position: int) -> None:
         """Move past records the stream's filters leave out."""
