@@ -535,12 +535,18 @@ class StreamWorker:
         await self._commit_behind()
 
     def _note_last_ids(self, rows: list[Row], refused: set[int]) -> None:
-        """The ids of the batch's last delivered event and usage record, for the legacy API."""
-        last = {row.kind: row for row in rows if row.offset not in refused}
-        if Kind.EVENT in last:
-            self.stream.last_event_id = _record_id(last[Kind.EVENT])
-        if Kind.USAGE in last:
-            self.stream.last_usage_id = _record_id(last[Kind.USAGE])
+        """The ids of the batch's last delivered event and usage record, for the legacy API
+        (looked for from the end, until each of the stream's kinds is found)."""
+        unseen = set(self._lane.kinds)
+        for row in reversed(rows):
+            if row.kind in unseen and row.offset not in refused:
+                unseen.remove(row.kind)
+                if row.kind is Kind.EVENT:
+                    self.stream.last_event_id = _record_id(row)
+                else:
+                    self.stream.last_usage_id = _record_id(row)
+                if not unseen:
+                    return
 
     async def _dead_letter(self, rejected: list[Refusal]) -> None:
         """Keep what the destination refused for good, or what could not be rendered for it,
