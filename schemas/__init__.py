@@ -5,7 +5,7 @@ from it in the version and shape each destination asked for. ``../spec/FORMATS.m
 contract; the JSON Schema files of each kind and version live in ``schemas/json/``.
 """
 
-from schemas.csv_format import csv_header, csv_row, read_csv, render_csv
+from schemas.csv_format import csv_header, csv_row, csv_row_stored, read_csv, render_csv
 from schemas.decode import iter_json, loads, loads_stored, parse_json
 from schemas.errors import InvalidValue, MalformedRecord, MissingField, RecordError, WrongType
 from schemas.jsonschema import json_schema
@@ -26,6 +26,7 @@ __all__ = [
     "WrongType",
     "csv_header",
     "csv_row",
+    "csv_row_stored",
     "detect_kind",
     "detect_version",
     "dumps",

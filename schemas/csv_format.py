@@ -19,289 +19,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
-from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
+from schemas.csv_columns import LAYOUTS, SCALES, Column, csv_header
+from schemas.csv_rows import csv_row, csv_row_stored
 from schemas.decode import MAX_INTEGER_DIGITS, loads
 from schemas.errors import InvalidValue, MalformedRecord, RecordError
 from schemas.kinds import Kind, Record, Version
 from schemas.parse import parse_record
-from schemas.render import ascii_only, to_json
-from schemas.timestamps import legacy_timestamp
 
-__all__ = ["csv_header", "csv_row", "read_csv", "render_csv"]
-
-
-class Column(NamedTuple):
-    name: str
-    path: tuple[str, ...]
-    type: str
-    """``int``, ``num``, ``dec6``/``dec10`` (decimals at that scale), ``str``, ``ts`` (timestamp),
-    ``bool`` or ``json``."""
-
-
-def _columns(*spec: str) -> tuple[Column, ...]:
-    """Build a column table from ``"name type path.to.field"`` entries."""
-    columns = []
-    for line in spec:
-        name, kind, path = line.split()
-        columns.append(Column(name, tuple(path.split(".")), kind))
-    return tuple(columns)
-
-
-_EVENT_LEGACY = _columns(
-    "id int id",
-    "timestamp ts timestamp",
-    "event_type_id int event_type.id",
-    "event_type_description str event_type.description",
-    "event_severity_id int event_severity.id",
-    "event_severity_description str event_severity.description",
-    "organisation_id int organisation.id",
-    "organisation_name str organisation.name",
-    "description str description",
-    "alert bool alert",
-    "event_source_id int event_source.id",
-    "event_source_name str event_source.description",
-    "endpoint_id int endpoint.id",
-    "endpoint_name str endpoint.name",
-    "endpoint_imei str endpoint.imei",
-    "endpoint_ip_address str endpoint.ip_address",
-    "endpoint_tags str endpoint.tags",
-    "sim_id int sim.id",
-    "sim_iccid str sim.iccid",
-    "msisdn_msisdn str sim.msisdn",
-    "sim_production_date ts sim.production_date",
-    "imsi_id int imsi.id",
-    "imsi_imsi str imsi.imsi",
-    "user_id int user.id",
-    "user_username str user.username",
-    "user_name str user.name",
-)
-
-_EVENT_NEW = _columns(
-    "id int id",
-    "timestamp ts timestamp",
-    "event_source_id int event_source.id",
-    "event_source_description str event_source.description",
-    "event_severity_id int event_severity.id",
-    "event_severity_description str event_severity.description",
-    "event_type_id int event_type.id",
-    "event_type_description str event_type.description",
-    "organisation_id int organisation.id",
-    "organisation_name str organisation.name",
-    "user_id int user.id",
-    "user_username str user.username",
-    "user_name str user.name",
-    "alert bool alert",
-    "description str description",
-    "endpoint_id int endpoint.id",
-    "endpoint_name str endpoint.name",
-    "endpoint_ip_address str endpoint.ip_address",
-    "endpoint_tags str endpoint.tags",
-    "endpoint_imei str endpoint.imei",
-    "sim_id int sim.id",
-    "sim_iccid str sim.iccid",
-    "sim_msisdn str sim.msisdn",
-    "sim_production_date ts sim.production_date",
-    "imsi_id int imsi.id",
-    "imsi_imsi str imsi.imsi",
-    "imsi_import_date ts imsi.import_date",
-    "detail json detail",
-)
-
-_USAGE_LEGACY = _columns(
-    "id int id",
-    "event_start_timestamp ts start_timestamp",
-    "event_stop_timestamp ts end_timestamp",
-    "organisation_id int organisation.id",
-    "organisation_name str organisation.name",
-    "endpoint_id int endpoint.id",
-    "sim_id int sim.id",
-    "iccid str sim.iccid",
-    "imsi str imsi",
-    "operator_id int operator.id",
-    "operator_name str operator.name",
-    "country_id int operator.country.id",
-    "operator_country_name str operator.country.name",
-    "traffic_type_id int traffic_type.id",
-    "traffic_type_description str traffic_type.description",
-    "volume dec6 volume.total",
-    "volume_tx dec6 volume.tx",
-    "volume_rx dec6 volume.rx",
-    "cost dec10 cost",
-    "currency_id int currency.id",
-    "currency_code str currency.code",
-    "currency_symbol str currency.symbol",
-    "ratezone_tariff_id int tariff.id",
-    "ratezone_tariff_name str tariff.name",
-    "ratezone_id int tariff.ratezone.id",
-    "ratezone_name str tariff.ratezone.name",
-    "endpoint_name str endpoint.name",
-    "endpoint_ip_address str endpoint.ip_address",
-    "endpoint_tags str endpoint.tags",
-    "endpoint_imei str endpoint.imei",
-    "msisdn_msisdn str sim.msisdn",
-    "sim_production_date ts sim.production_date",
-    "operator_mncs str operator.mnc",
-    "country_mcc str operator.country.mcc",
-)
-
-_USAGE_NEW = _columns(
-    "id int id",
-    "start_timestamp ts start_timestamp",
-    "end_timestamp ts end_timestamp",
-    "cost dec10 cost",
-    "volume_total dec6 volume.total",
-    "volume_rx dec6 volume.rx",
-    "volume_tx dec6 volume.tx",
-    "operator_id int operator.id",
-    "operator_name str operator.name",
-    "operator_mnc str operator.mnc",
-    "operator_country_id int operator.country.id",
-    "operator_country_mcc str operator.country.mcc",
-    "operator_country_name str operator.country.name",
-    "organisation_id int organisation.id",
-    "organisation_name str organisation.name",
-    "tariff_id int tariff.id",
-    "tariff_name str tariff.name",
-    "tariff_ratezone_id int tariff.ratezone.id",
-    "tariff_ratezone_name str tariff.ratezone.name",
-    "traffic_type_id int traffic_type.id",
-    "traffic_type_description str traffic_type.description",
-    "endpoint_id int endpoint.id",
-    "endpoint_name str endpoint.name",
-    "endpoint_ip_address str endpoint.ip_address",
-    "endpoint_tags str endpoint.tags",
-    "endpoint_imei str endpoint.imei",
-    "endpoint_balance_amount num endpoint.balance.amount",
-    "endpoint_balance_last_updated ts endpoint.balance.last_updated",
-    "endpoint_balance_expiry_date ts endpoint.balance.expiry_date",
-    "endpoint_balance_currency_id int endpoint.balance.currency.id",
-    "endpoint_balance_currency_code str endpoint.balance.currency.code",
-    "endpoint_balance_currency_symbol str endpoint.balance.currency.symbol",
-    "imsi str imsi",
-    "imsi_id int imsi_id",
-    "sim_id int sim.id",
-    "sim_iccid str sim.iccid",
-    "sim_msisdn str sim.msisdn",
-    "sim_production_date ts sim.production_date",
-    "currency_id int currency.id",
-    "currency_code str currency.code",
-    "currency_symbol str currency.symbol",
-)
-
-_LAYOUTS: dict[tuple[Kind, bool], tuple[Column, ...]] = {
-    (Kind.EVENT, True): _EVENT_LEGACY,
-    (Kind.EVENT, False): _EVENT_NEW,
-    (Kind.USAGE, True): _USAGE_LEGACY,
-    (Kind.USAGE, False): _USAGE_NEW,
-}
-_HEADERS = {
-    key: ",".join(f'"{column.name}"' for column in columns) + "\n"
-    for key, columns in _LAYOUTS.items()
-}
-
-
-_PLANS = {
-    key: tuple(
-        (column.path[0], column.path[1:], column.type in ("int", "num", "str"), column.type)
-        for column in columns
-    )
-    for key, columns in _LAYOUTS.items()
-}
-"""Each layout as ``csv_row`` walks it: the root key, the keys below it, whether text and
-integers are written as they are, and the column's type."""
-
-
-def csv_header(kind: Kind, version: Version) -> str:
-    """The exact header row (with its line end) for ``kind`` in ``version``."""
-    return _HEADERS[kind, version is not Version.NEW]
-
-
-def csv_row(record: Record, kind: Kind, version: Version) -> str:
-    """One canonical record as a CSV row (with its line end) under ``csv_header``."""
-    legacy = version is not Version.NEW
-    cells: list[str] = []
-    append = cells.append
-    for first, rest, plain, column_type in _PLANS[kind, legacy]:
-        value = record.get(first)
-        for key in rest:
-            if value is None:
-                break
-            value = value.get(key)
-        if value is None:
-            append("")
-        elif plain and type(value) is str:  # most cells: text written as it is
-            append('"' + value.replace('"', '""') + '"')
-        elif plain and type(value) is int:
-            append(f'"{value}"')
-        else:
-            append(_cell(value, column_type, legacy))
-    row = ",".join(cells) + "\n"
-    return ascii_only(row) if version is Version.OLD else row
+__all__ = ["csv_header", "csv_row", "csv_row_stored", "read_csv", "render_csv"]
 
 
 def render_csv(records: Iterable[Record], kind: Kind, version: Version) -> str:
     """A whole CSV file: the header row, then one row per record."""
     return csv_header(kind, version) + "".join(csv_row(r, kind, version) for r in records)
-
-
-_SCALES = {"dec6": 6, "dec10": 10}
-_WIDE = Context(prec=400)  # every digit of any finite float and its fraction
-
-
-def _cell(value: Any, column_type: str, legacy: bool) -> str:
-    if value is None:
-        return ""
-    if column_type == "ts" and isinstance(value, str):
-        text = legacy_timestamp(value) if legacy else value
-    elif isinstance(value, bool):
-        text = ("1" if value else "0") if legacy else ("true" if value else "false")
-    elif column_type in _SCALES and isinstance(value, int | float):
-        text = _scaled(value, column_type)
-    elif column_type == "json" and isinstance(value, str):
-        text = _detail_text(value)
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, float):
-        text = _plain_float(value)
-    else:
-        text = to_json(value).decode()
-    return '"' + text.replace('"', '""') + '"'
-
-
-def _scaled(value: int | float, column_type: str) -> str:
-    """``value`` with exactly the column's decimals, rounded half to even (``0.00321`` →
-    ``0.003210``)."""
-    scale = _SCALES[column_type]
-    if isinstance(value, int):
-        return f"{value}.{'0' * scale}"
-    exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN, _WIDE)
-    return format(abs(exact) if exact.is_zero() else exact, "f")
-
-
-def _detail_text(value: str) -> str:
-    """A string ``detail`` as its text; as a JSON string only where the text would read back
-    as something else (an object, an array or a JSON string)."""
-    return to_json(value).decode() if _is_document(value) else value
-
-
-def _is_document(text: str) -> bool:
-    try:
-        return isinstance(loads(text.encode()), dict | list | str)
-    except MalformedRecord:
-        return False
-
-
-def _plain_float(value: float) -> str:
-    """The shortest exact digits of ``value``, never in exponent notation, always with a point."""
-    text = repr(value)
-    if "e" not in text:
-        return text
-    text = format(Decimal(text), "f")
-    return text if "." in text else text + ".0"
 
 
 def read_csv(lines: Iterable[str]) -> Iterator[Record]:
@@ -391,7 +123,7 @@ def _layout(header: list[str]) -> tuple[Kind, list[Column | None]]:
             "the CSV header row is neither events (no 'event_type_id') nor usage "
             "(no 'traffic_type_id')"
         )
-    by_name = {column.name: column for column in _LAYOUTS[kind, legacy]}
+    by_name = {column.name: column for column in LAYOUTS[kind, legacy]}
     return kind, [by_name.get(name) for name in header]
 
 
@@ -442,7 +174,7 @@ def _value(text: str | None, column: Column) -> Any:
             return int(text)
         if column.type == "num":
             return _number(text)
-        if column.type in _SCALES:
+        if column.type in SCALES:
             return _decimal(text)
         if column.type == "bool":
             return {"1": True, "true": True, "0": False, "false": False}[text.lower()]

@@ -8,9 +8,7 @@ fields are carried in every JSON shape.
 
 from __future__ import annotations
 
-import codecs
 import json
-import re
 from typing import Any
 
 import orjson
@@ -20,8 +18,11 @@ from schemas.timestamps import legacy_timestamp
 
 __all__ = ["ascii_only", "dumps", "render", "to_json"]
 
-_KEY_REST = re.compile(r'(?:[^"\\]|\\.)*":')
-"""The rest of a string of JSON text that is a key (its closing quote, then a colon)."""
+_SPACES = bytes(0x20 if byte >= 0xC0 else byte for byte in range(256))
+_CONTINUATIONS = bytes(range(0x80, 0xC0))
+"""In UTF-8 a character beyond ASCII is a leading byte ``11……`` and continuation bytes
+``10……``: translated by ``_SPACES`` with the continuation bytes deleted, it is one space."""
+_MARKS = bytes(0x80 if byte >= 0x80 else 0 for byte in range(256))
 _KEEN_DROPPED = {Kind.EVENT: ("imsi", "user"), Kind.USAGE: ("imsi", "imsi_id")}
 _KEEN_ENDPOINT = {Kind.EVENT: ("id", "name"), Kind.USAGE: ("id", "balance")}
 
@@ -42,12 +43,9 @@ def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FUL
     if version is not Version.OLD or data.isascii():
         return data
     # JSON is written without escaping any character ``old`` replaces, so replacing them in
-    # the text replaces them in every string; unless a key holds one (two keys could become
-    # one), which ``ascii_only`` settles.
-    try:
-        return data.decode().encode("ascii", _SPACES_IN_VALUES)
-    except _KeyNotAscii:
-        return to_json(ascii_only(out))
+    # the text replaces them in every string.
+    spaced = _spaced_values(data)
+    return to_json(ascii_only(out)) if spaced is None else spaced
 
 
 def _render(record: Record, kind: Kind, version: Version, shape: Shape) -> Record:
@@ -80,7 +78,9 @@ def to_json(value: Any) -> bytes:
 def ascii_only(value: Any) -> Any:
     """The old system's encoding: every non-ASCII character of every string becomes a space."""
     if isinstance(value, str):
-        return value if value.isascii() else value.encode("ascii", _SPACES).decode()
+        if value.isascii():
+            return value
+        return value.encode("utf-8", "surrogatepass").translate(_SPACES, _CONTINUATIONS).decode()
     if isinstance(value, dict):
         return {ascii_only(k): ascii_only(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -88,28 +88,20 @@ def ascii_only(value: Any) -> Any:
     return value
 
 
-class _KeyNotAscii(Exception):
-    """JSON text with a key that holds a character ASCII cannot encode."""
-
-
-def _spaces(error: UnicodeError) -> tuple[str, int]:
-    """An encoding error handler: each character ASCII cannot encode becomes one space."""
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    return " " * (error.end - error.start), error.end
-
-
-def _spaces_in_values(error: UnicodeError) -> tuple[str, int]:
-    """``_spaces`` for JSON text, refusing (``_KeyNotAscii``) to change a key."""
-    if isinstance(error, UnicodeEncodeError) and _KEY_REST.match(error.object, error.end):
-        raise _KeyNotAscii
-    return _spaces(error)
-
-
-_SPACES = "schemas.spaces"
-_SPACES_IN_VALUES = "schemas.spaces-in-values"
-codecs.register_error(_SPACES, _spaces)
-codecs.register_error(_SPACES_IN_VALUES, _spaces_in_values)
+def _spaced_values(data: bytes) -> bytes | None:
+    """``data`` (compact JSON) with every character beyond ASCII as one space; None when a key
+    holds one (two keys could become one: ``ascii_only`` settles that) or a string holds an
+    escape (only closing quotes that are not escaped are looked for)."""
+    if b"\\" in data:
+        return None
+    marks = data.translate(_MARKS)  # only strings hold bytes beyond ASCII
+    start = marks.find(0x80)
+    while start != -1:
+        end = data.find(b'"', start)  # the closing quote of the string
+        if data[end + 1] == 0x3A:  # a colon after it: the string is a key
+            return None
+        start = marks.find(0x80, end)
+    return data.translate(_SPACES, _CONTINUATIONS)
 
 
 def _legacy_event(r: Record) -> Record:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from connectors.base import Form, Rendering
-from schemas import Kind, Shape, Version, csv_row, dumps, loads_stored
+from schemas import Kind, Shape, Version, csv_row_stored, dumps, loads_stored
 from streamer.log.base import Log, Row
 
 __all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
@@ -41,9 +41,9 @@ def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
     if rendering.form is Form.JSON and rendering.version is Version.NEW:
         return body
     try:
-        record = loads_stored(body)  # exact: an integer beyond 64 bits stays that integer
         if rendering.form is Form.CSV:
-            return csv_row(record, kind, rendering.version).encode()
+            return csv_row_stored(body, kind, rendering.version).encode()
+        record = loads_stored(body)  # exact: an integer beyond 64 bits stays that integer
         return dumps(record, kind, rendering.version, rendering.shape)
     except Exception as exc:  # RecursionError, TypeError …: a renderer's bug, for this record
         raise Unrenderable(

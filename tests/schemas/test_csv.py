@@ -6,6 +6,7 @@ import copy
 import csv
 from typing import Any
 
+import orjson
 import pytest
 
 from schemas import (
@@ -17,6 +18,7 @@ from schemas import (
     Version,
     csv_header,
     csv_row,
+    csv_row_stored,
     parse_record,
     read_csv,
     render_csv,
@@ -333,3 +335,30 @@ def test_unknown_header_is_malformed() -> None:
 
 def test_empty_file_has_no_records() -> None:
     assert list(read_csv([])) == []
+
+
+@pytest.mark.parametrize("version", list(Version))
+def test_a_text_none_is_written_as_none_not_as_null(version: Version) -> None:
+    endpoint = {"id": 1, "name": "None", "tags": None, "ip_address": "None", "imei": None}
+    record = record_of(Kind.EVENT, endpoint=endpoint, description="None")
+    row = cells(Kind.EVENT, version, record)
+    assert (row["endpoint_name"], row["endpoint_ip_address"]) == ("None", "None")
+    assert (row["description"], row["endpoint_tags"]) == ("None", "")
+    assert read_back(Kind.EVENT, version, record)["endpoint"] == endpoint
+
+
+@pytest.mark.parametrize("version", list(Version))
+def test_free_form_columns_holding_other_json_types_are_written(version: Version) -> None:
+    """An event's endpoint is free-form beyond ``id`` and ``imei``: its name may be any value."""
+    endpoint = {"id": 1, "name": True, "tags": 2.5e-7, "ip_address": {"v": 4}}
+    row = cells(Kind.EVENT, version, record_of(Kind.EVENT, endpoint=endpoint))
+    assert row["endpoint_name"] == ("true" if version is NEW else "1")
+    assert row["endpoint_tags"] == "0.00000025"
+    assert row["endpoint_ip_address"] == '{"v":4}'
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("version", list(Version))
+def test_a_stored_record_gives_the_row_of_its_record(kind: Kind, version: Version) -> None:
+    record = record_of(kind, description='say "hi"') if kind is Kind.EVENT else record_of(kind)
+    assert csv_row_stored(orjson.dumps(record), kind, version) == csv_row(record, kind, version)

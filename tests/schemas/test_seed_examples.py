@@ -259,6 +259,18 @@ def test_old_is_pure_ascii_and_each_non_ascii_character_is_one_space() -> None:
     assert orjson.loads(dumps(record, Kind.EVENT, MIGRATED))["description"] == "5 € für 😀!"
 
 
+def test_old_keys_beyond_ascii_that_become_one_stay_one() -> None:
+    record = with_changes(EVENT, x_extra={"ä": 1, "ö": 2, "note": "für"})
+    data = dumps(record, Kind.EVENT, OLD)
+    assert data.isascii()
+    assert b'"x_extra":{" ":2,"note":"f r"}' in data
+
+
+def test_old_texts_with_escapes_are_spaced_too() -> None:
+    record = with_changes(EVENT, description='"5 €"\n\tfür')
+    assert orjson.loads(dumps(record, Kind.EVENT, OLD))["description"] == '"5  "\n\tf r'
+
+
 # --- KeenIO -----------------------------------------------------------------------------------
 
 KEEN_EVENT_KEYS = {
