@@ -33,6 +33,7 @@ from schemas.timestamps import canonical_timestamp, invalid_timestamp, read_time
 __all__ = ["parse_record"]
 
 _convert = msgspec.convert
+_ROOTS = {kind: frozenset(names) for kind, names in NULLABLE_ROOTS.items()}
 
 
 def parse_record(
@@ -59,9 +60,9 @@ def parse_record(
         _event(record)
     else:
         _usage(record)
-    for name in NULLABLE_ROOTS[found]:
-        if name not in record:
-            record[name] = None
+    if not record.keys() >= _ROOTS[found]:  # one look in C when none is missing
+        for name in NULLABLE_ROOTS[found]:
+            record.setdefault(name, None)
     return record
 
 
