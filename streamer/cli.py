@@ -162,7 +162,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
         from importlib.metadata import version
 
-        parser.exit(message=f"streamer {version('streamer')}\n")
+        print(f"streamer {version('streamer')}")
+        parser.exit()
 
 
 def _role(text: str) -> str:
