@@ -42,6 +42,14 @@ def _bounds(raw: bytes, kind: Kind) -> object:
     return mask.count(b"{"), mask.find(_LONG_RUN)
 
 
+def _c_calls(raw: bytes, kind: Kind) -> object:
+    """Every C call of ingest, and nothing between them: what ingest would cost with no Python."""
+    value = _DECODER.decode(raw)
+    _bounds(raw, kind)
+    msgspec.convert(value, FIELDS[kind])
+    return orjson.dumps(value)
+
+
 def _normalise(record: dict[str, Any], kind: Kind) -> None:
     (_event if kind is Kind.EVENT else _usage)(record)
 
@@ -75,6 +83,7 @@ def main() -> None:
         ("type checks (`msgspec.convert`)", lambda d, k: msgspec.convert(d, FIELDS[k]), decoded),
         ("normalisation in Python", _normalise, decoded),
         ("`orjson.dumps` of the canonical record", lambda d, k: orjson.dumps(d), canonical),
+        ("the C calls alone, back to back (decode, bounds, type checks, dump)", _c_calls, raw),
         ("whole ingest", lambda x, k: dumps(parse_record(loads(x), k), k, Version.NEW), raw),
     ]
     for name, step, make in steps:
