@@ -33,7 +33,6 @@ from schemas.timestamps import canonical_timestamp, invalid_timestamp, read_time
 __all__ = ["parse_record"]
 
 _convert = msgspec.convert
-_ROOTS = {kind: frozenset(names) for kind, names in NULLABLE_ROOTS.items()}
 
 
 def parse_record(
@@ -60,9 +59,9 @@ def parse_record(
         _event(record)
     else:
         _usage(record)
-    if not record.keys() >= _ROOTS[found]:  # one look in C when none is missing
-        for name in NULLABLE_ROOTS[found]:
-            record.setdefault(name, None)
+    for name in NULLABLE_ROOTS[found]:
+        if name not in record:
+            record[name] = None
     return record
 
 
