@@ -75,28 +75,11 @@ def iter_json(lines: Iterable[bytes]) -> Iterator[Any | RecordError]:
     that is a whole JSON value starts NDJSON (one record per non-blank line); anything else is
     one document spread over lines (a pretty-printed object). Errors carry the record's index.
     """
-    rest = iter(lines)
-    first = next((line for line in rest if line.strip()), None)
-    if first is None:
-        return
-    if first.lstrip().startswith(b"["):
-        yield from _array(first + b"".join(rest))
-        return
-    try:
-        value = loads(first)
-    except _TooDeep as exc:
-        value = exc.at(0)
-    except MalformedRecord:
-        whole = first + b"".join(rest)
-        try:
-            yield loads(whole)
-        except MalformedRecord as exc:
-            yield exc.at(0)
-        return
-    yield value
-    index = 1
+    head, rest = _framed(lines)
+    yield from head
+    index = len(head)
     for line in rest:
-        if not line.strip():
+        if not line or line.isspace():  # not ``strip()``: that copies every line
             continue
         try:
             yield loads(line)
@@ -109,7 +92,8 @@ def parse_json(
     lines: Iterable[bytes], kind: Kind | None = None, version: Version | None = None
 ) -> Iterator[Record | RecordError]:
     """``iter_json`` followed by ``parse_record`` on each value: canonical records or errors."""
-    for index, value in enumerate(iter_json(lines)):
+    head, rest = _framed(lines)
+    for index, value in enumerate(head):
         if isinstance(value, RecordError):
             yield value
             continue
@@ -117,28 +101,57 @@ def parse_json(
             yield parse_record(value, kind, version)
         except RecordError as exc:
             yield exc.at(index)
+    index = len(head)
+    for line in rest:  # NDJSON: read and checked in one loop, the common case
+        if not line or line.isspace():  # not ``strip()``: that copies every line
+            continue
+        try:
+            yield parse_record(loads(line), kind, version)
+        except RecordError as exc:
+            yield exc.at(index)
+        index += 1
 
 
-def _array(data: bytes) -> Iterator[Any | RecordError]:
+def _framed(lines: Iterable[bytes]) -> tuple[list[Any | RecordError], Iterator[bytes]]:
+    """The values (or errors) read to tell the framing: the elements of an array, the one
+    document spread over lines, or the first record of NDJSON; and the lines left to read one
+    record each (none unless NDJSON)."""
+    rest = iter(lines)
+    first = next((line for line in rest if line and not line.isspace()), None)
+    if first is None:
+        return [], rest
+    if first.lstrip().startswith(b"["):
+        return _array(first + b"".join(rest)), rest
+    try:
+        return [loads(first)], rest
+    except _TooDeep as exc:
+        return [exc.at(0)], rest
+    except MalformedRecord:
+        whole = first + b"".join(rest)
+        try:
+            return [loads(whole)], rest
+        except MalformedRecord as exc:
+            return [exc.at(0)], rest
+
+
+def _array(data: bytes) -> list[Any | RecordError]:
     """The elements of an array. An element nested too deep ends the array with its error:
     the elements before it are not returned either."""
     try:
+        values: list[Any] = _DECODER.decode(data)
+    except _UNREADABLE as exc:
+        return [_refused(data, exc).at(0)]
+    mask = data.translate(_MASK)
+    if mask.count(b"{") > MAX_DEPTH + 1:
+        for index, value in enumerate(values):
+            if _depth_over(value, MAX_DEPTH):
+                return [_TooDeep(index)]
+    if mask.find(_LONG_RUN) != -1:
         try:
-            values = _DECODER.decode(data)
-        except _UNREADABLE as exc:
-            raise _refused(data, exc) from None
-        mask = data.translate(_MASK)
-        if mask.count(b"{") > MAX_DEPTH + 1:
-            for index, value in enumerate(values):
-                if _depth_over(value, MAX_DEPTH):
-                    yield _TooDeep(index)
-                    return
-        if mask.find(_LONG_RUN) != -1:
             _check_digits(values)
-    except MalformedRecord as exc:
-        yield exc.at(0)
-        return
-    yield from values
+        except MalformedRecord as exc:
+            return [exc.at(0)]
+    return values
 
 
 def _refused(data: bytes, exc: BaseException) -> MalformedRecord:

@@ -3,28 +3,27 @@
 Exit codes: 0 success, 1 the input or the configuration is wrong (a message says what and
 where), 2 the command line is wrong (argparse's usage message).
 
-A command imports the service's modules (aiohttp, botocore, the app) when it runs, so that the
-commands that do not need them (``convert``, ``token``, ``check-config``) start in a fraction of
-the time.
+A command imports what it needs when it runs (the service's modules, the settings, asyncio), so
+that ``convert`` starts with only the format layer loaded, and the other commands without the
+service when they do not need it.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Sequence
-from importlib.metadata import version
-
-from pydantic import SecretStr
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from schemas import Kind, Shape, Version
-from streamer.auth import ROLES, Tokens
-from streamer.config import ConfigError, Settings, check_data_dir, load_settings
 from streamer.convert import ConvertError, convert
-from streamer.log.base import LogError, Store, TokenRow
-from streamer.redact import mask_urls
+
+if TYPE_CHECKING:
+    from streamer.config import Settings
+    from streamer.log.base import Store, TokenRow
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -47,7 +46,9 @@ def _failures() -> tuple[type[Exception], ...]:
     """The errors that mean the input, the configuration or the service is wrong: a message,
     not a traceback."""
     from streamer.client import ServiceError
+    from streamer.config import ConfigError
     from streamer.daemon import ListenError
+    from streamer.log.base import LogError
 
     return (ConvertError, ConfigError, LogError, ServiceError, ListenError)
 
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="streamer", description="Data Streamer for IoT connectivity platforms."
     )
     parser.add_argument("--config", metavar="FILE", help="TOML settings (or STREAMER_CONFIG)")
-    parser.add_argument("--version", action="version", version=f"streamer {version('streamer')}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -117,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="create, list or revoke application tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="make a token; it is printed once")
-    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument(
+        "--role", type=_role, required=True, help="what the token may do (a wrong one lists them)"
+    )
     create.add_argument("--organisation", type=int, help="organisation id; none: platform token")
     create.add_argument("--name", default="", help="what the token is for")
     create.set_defaults(handler=_token_create)
@@ -153,12 +156,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import version
+
+        print(f"streamer {version('streamer')}")
+        parser.exit()
+
+
+def _role(text: str) -> str:
+    from streamer.auth import ROLES
+
+    if text not in ROLES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(ROLES)}")
+    return text
+
+
+def _wait(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end on a new event loop."""
+    import asyncio
+
+    return asyncio.run(work)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    from streamer.config import load_settings
+
     return load_settings(args.config)
 
 
 def _data_settings(args: argparse.Namespace) -> Settings:
     """The settings of a command that opens an existing data directory; says which one."""
+    from streamer.config import check_data_dir
+
     settings = _settings(args)
     check_data_dir(settings.data_dir, create=False)
     print(f"data directory: {settings.data_dir.resolve()}", file=sys.stderr)
@@ -166,13 +198,15 @@ def _data_settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streamer.config import check_data_dir
+
     settings = _settings(args)
     check_data_dir(settings.data_dir, create=True)
     from streamer.daemon import serve
     from streamer.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    _wait(serve(settings))
     return 0
 
 
@@ -193,6 +227,8 @@ def _client_options(
 
 def _token(args: argparse.Namespace) -> str:
     if not args.token:
+        from streamer.config import ConfigError
+
         raise ConfigError("a token is needed: --token or STREAMER_TOKEN")
     return str(args.token)
 
@@ -200,7 +236,7 @@ def _token(args: argparse.Namespace) -> str:
 def _replay(args: argparse.Namespace) -> int:
     from streamer.replay import replay
 
-    asyncio.run(replay(args.files, args.url, _token(args), args.batch))
+    _wait(replay(args.files, args.url, _token(args), args.batch))
     return 0
 
 
@@ -208,7 +244,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from streamer.replay import simulate
 
     kinds = (args.kind,) if args.kind else (Kind.EVENT, Kind.USAGE)
-    asyncio.run(
+    _wait(
         simulate(
             args.url,
             _token(args),
@@ -225,25 +261,30 @@ def _simulate(args: argparse.Namespace) -> int:
 def _streams(args: argparse.Namespace) -> int:
     from streamer.status import show_streams
 
-    asyncio.run(show_streams(args.url, _token(args)))
+    _wait(show_streams(args.url, _token(args)))
     return 0
 
 
 def _top(args: argparse.Namespace) -> int:
     from streamer.status import top
 
-    asyncio.run(top(args.url, _token(args), args.interval))
+    _wait(top(args.url, _token(args), args.interval))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from streamer.demo import demo
 
-    asyncio.run(demo(args.rate))
+    _wait(demo(args.rate))
     return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from pydantic import SecretStr
+
+    from streamer.config import check_data_dir
+    from streamer.redact import mask_urls
+
     settings = _settings(args)
     existing = settings.data_dir
     while not existing.exists() and existing != existing.parent:
@@ -265,6 +306,8 @@ async def _store(args: argparse.Namespace) -> Store:
 
 
 def _token_create(args: argparse.Namespace) -> int:
+    from streamer.auth import Tokens
+
     async def create() -> tuple[int, str]:
         store = await _store(args)
         try:
@@ -272,7 +315,7 @@ def _token_create(args: argparse.Namespace) -> int:
         finally:
             await store.aclose()
 
-    token_id, token = asyncio.run(create())
+    token_id, token = _wait(create())
     scope = "platform" if args.organisation is None else f"organisation {args.organisation}"
     print(f"token {token_id} ({args.role}, {scope}); shown once, keep it safe:", file=sys.stderr)
     print(token)
@@ -287,13 +330,16 @@ def _token_list(args: argparse.Namespace) -> int:
         finally:
             await store.aclose()
 
-    for row in asyncio.run(rows()):
+    for row in _wait(rows()):
         scope = "platform" if row.organisation is None else f"organisation {row.organisation}"
         print(f"{row.id}\t{row.role}\t{scope}\t{row.created_at}\t{row.name}")
     return 0
 
 
 def _token_revoke(args: argparse.Namespace) -> int:
+    from streamer.auth import Tokens
+    from streamer.config import ConfigError
+
     async def revoke() -> bool:
         store = await _store(args)
         try:
@@ -301,7 +347,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
         finally:
             await store.aclose()
 
-    if not asyncio.run(revoke()):
+    if not _wait(revoke()):
         raise ConfigError(f"no token with id {args.id}")
     print(f"token {args.id} revoked", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ import gzip
 import itertools
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
 from schemas import (
@@ -51,24 +51,43 @@ def convert(
     the first record that cannot be read, with a ``ConvertError`` naming the input,
     the record's position and the field at fault.
     """
+    if as_csv:
+        return _to_csv(read_inputs(inputs), output, version, kind)
+    written = 0
+    write = output.write
+    for name in inputs or ["-"]:
+        with _reading(name) as records:
+            for record in records:  # the common case: one loop, no layer between
+                if isinstance(record, RecordError):
+                    raise record
+                record_kind = detect_kind(record)
+                if kind is None or record_kind is kind:
+                    write(dumps(record, record_kind, version, shape) + b"\n")
+                    written += 1
+    return written
+
+
+def _to_csv(
+    records: Iterator[tuple[str, int, Record]],
+    output: BinaryIO,
+    version: Version,
+    kind: Kind | None,
+) -> int:
     written = 0
     csv_kind: Kind | None = None
-    for name, index, record in read_inputs(inputs):
+    for name, index, record in records:
         record_kind = detect_kind(record)
         if kind is not None and record_kind is not kind:
             continue
-        if not as_csv:
-            output.write(dumps(record, record_kind, version, shape) + b"\n")
-        else:
-            if csv_kind is None:
-                csv_kind = record_kind
-                output.write(csv_header(csv_kind, version).encode())
-            if record_kind is not csv_kind:
-                raise ConvertError(
-                    f"{_label(name)}: record {index}: is {record_kind.article} record in a file"
-                    f" of {csv_kind} records; a CSV file holds one kind: choose it with --kind"
-                )
-            output.write(csv_row(record, record_kind, version).encode())
+        if csv_kind is None:
+            csv_kind = record_kind
+            output.write(csv_header(csv_kind, version).encode())
+        if record_kind is not csv_kind:
+            raise ConvertError(
+                f"{_label(name)}: record {index}: is {record_kind.article} record in a file"
+                f" of {csv_kind} records; a CSV file holds one kind: choose it with --kind"
+            )
+        output.write(csv_row(record, record_kind, version).encode())
         written += 1
     return written
 
@@ -79,27 +98,37 @@ def read_inputs(inputs: Sequence[str]) -> Iterator[tuple[str, int, Record]]:
     Raises ``ConvertError`` naming the input, the record's position and the field at fault
     for the first record that cannot be read."""
     for name in inputs or ["-"]:
-        with ExitStack() as stack:
-            stream = _open(name, stack)
-            try:
-                for index, record in enumerate(_records(stream)):
-                    yield name, index, record
-            except RecordError as exc:
-                raise ConvertError(f"{_label(name)}: {exc.message}") from None
-            except (OSError, EOFError) as exc:
-                raise ConvertError(f"{_label(name)}: cannot read: {exc}") from None
+        with _reading(name) as records:
+            for index, record in enumerate(records):
+                if isinstance(record, RecordError):
+                    raise record
+                yield name, index, record
 
 
-def _records(stream: BinaryIO) -> Iterator[Record]:
+@contextmanager
+def _reading(name: str) -> Iterator[Iterator[Record | RecordError]]:
+    """The records of input ``name``, an unreadable one as its error (for the reader to raise);
+    an error raised while reading becomes a ``ConvertError`` naming the input."""
+    with ExitStack() as stack:
+        stream = _open(name, stack)
+        try:
+            yield _records(stream)
+        except RecordError as exc:
+            raise ConvertError(f"{_label(name)}: {exc.message}") from None
+        except (OSError, EOFError) as exc:
+            raise ConvertError(f"{_label(name)}: cannot read: {exc}") from None
+
+
+def _records(stream: BinaryIO) -> Iterator[Record | RecordError]:
     lines = iter(stream)
     first = next((line for line in lines if line.strip()), b"")
     lines = itertools.chain([first], lines)
     if first.lstrip()[:1] in (b"{", b"["):
-        for item in parse_json(lines):
-            if isinstance(item, RecordError):
-                raise item
-            yield item
-        return
+        return parse_json(lines)
+    return _csv_records(lines)
+
+
+def _csv_records(lines: Iterator[bytes]) -> Iterator[Record]:
     try:
         yield from read_csv(line.decode() for line in lines)
     except UnicodeDecodeError:

@@ -118,3 +118,44 @@ def test_mixed_kinds_in_csv_ask_for_kind() -> None:
     result = run("--csv", str(SAMPLE))
     assert result.returncode == 1
     assert b"choose it with --kind" in result.stderr
+
+
+def test_kind_writes_one_kind_from_every_input_and_still_checks_the_other(
+    tmp_path: Path,
+) -> None:
+    lines = SAMPLE.read_bytes().splitlines()
+    first, second = tmp_path / "first.ndjson", tmp_path / "second.ndjson"
+    first.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
+    second.write_bytes(b"\n".join(lines[len(lines) // 2 :]) + b"\n")
+    result = run("--kind", "event", str(first), str(second))
+    assert result.returncode == 0, result.stderr
+    events = [line for line in lines if b'"event_type"' in line]
+    assert [orjson.loads(line)["id"] for line in result.stdout.splitlines()] == [
+        orjson.loads(line)["id"] for line in events
+    ]
+
+    usage = next(line for line in lines if b'"traffic_type"' in line)
+    second.write_bytes(usage.replace(b'"volume"', b'"volume_gone"') + b"\n")
+    refused = run("--kind", "event", str(first), str(second))
+    assert refused.returncode == 1
+    assert refused.stderr.decode().startswith(
+        f"streamer convert: {second}: record 0: field 'volume' is required"
+    )
+
+
+def test_convert_loads_neither_the_service_nor_its_settings() -> None:
+    """What keeps its start-up short: the command line imports the rest only for the commands
+    that need it."""
+    script = (
+        "import sys\n"
+        "from streamer.cli import main\n"
+        f"main(['convert', '--to', 'old', {str(SAMPLE)!r}])\n"
+        "heavy = ('asyncio', 'pydantic', 'aiohttp', 'streamer.app', 'streamer.config')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b"[]\n"
+    assert len(result.stdout.splitlines()) == len(SAMPLE.read_bytes().splitlines())

@@ -234,3 +234,12 @@ def test_check_config_and_a_nats_that_cannot_be_reached_mask_the_nats_password(
     assert "nats_url = nats://****@127.0.0.1:9" in shown.stdout
     line = _one_line_failure(refused, "cannot connect to NATS at nats://****@127.0.0.1:9")
     assert password not in shown.stdout + shown.stderr + refused.stdout + refused.stderr, line
+
+
+def test_version_and_a_wrong_role_are_answered_by_the_command_line(tmp_path: Path) -> None:
+    version = _streamer(tmp_path, "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("streamer ")
+    wrong = _streamer(tmp_path, "token", "create", "--role", "owner")
+    assert wrong.returncode == 2
+    assert "argument --role: 'owner' is not one of observer, user, admin, ingest" in wrong.stderr
