@@ -55,16 +55,29 @@ def convert(
         return _to_csv(read_inputs(inputs), output, version, kind)
     written = 0
     write = output.write
-    for name in inputs or ["-"]:
-        with _reading(name) as records:
-            for record in records:  # the common case: one loop, no layer between
-                if isinstance(record, RecordError):
-                    raise record
-                record_kind = detect_kind(record)
-                if kind is None or record_kind is kind:
-                    write(dumps(record, record_kind, version, shape) + b"\n")
-                    written += 1
+    try:
+        for name in inputs or ["-"]:
+            with _reading(name) as records:
+                for record in records:  # the common case: one loop, no layer between
+                    if isinstance(record, RecordError):
+                        raise record
+                    record_kind = detect_kind(record)
+                    if kind is None or record_kind is kind:
+                        try:
+                            write(dumps(record, record_kind, version, shape) + b"\n")
+                        except OSError as exc:
+                            raise _Unwritten(exc) from None
+                        written += 1
+    except _Unwritten as unwritten:  # the output's error, as it came (a closed pipe: no error)
+        raise unwritten.error from None
     return written
+
+
+class _Unwritten(Exception):
+    """Writing the output failed: not an error of the input being read."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
 
 
 def _to_csv(

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
+from operator import attrgetter
 
 import orjson
 import structlog
@@ -536,8 +537,8 @@ class StreamWorker:
 
     def _note_last_ids(self, rows: list[Row], refused: set[int]) -> None:
         """The ids of the batch's last delivered event and usage record, for the legacy API
-        (looked for from the end, until each of the stream's kinds is found)."""
-        unseen = set(self._lane.kinds)
+        (looked for from the end, until each kind the batch holds is found)."""
+        unseen = set(map(_kind, rows))
         for row in reversed(rows):
             if row.kind in unseen and row.offset not in refused:
                 unseen.remove(row.kind)
@@ -623,6 +624,9 @@ def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
 
 def _offset(row: Row) -> int:
     return row.offset
+
+
+_kind = attrgetter("kind")
 
 
 def _record_id(row: Row) -> int | None:

@@ -114,6 +114,39 @@ def test_missing_file_and_broken_gzip_are_clear_errors(tmp_path: Path) -> None:
     assert b"Traceback" not in result.stderr
 
 
+def test_a_reader_that_goes_away_ends_convert_quietly_and_a_full_disk_is_not_the_inputs(
+    tmp_path: Path,
+) -> None:
+    """``convert … | head`` exits 0 with nothing on stderr; an output that cannot be written is
+    reported as itself, not as an input that cannot be read."""
+    big = tmp_path / "big.ndjson"
+    big.write_bytes(SAMPLE.read_bytes() * 400)
+    command = [sys.executable, "-m", "streamer", "convert", str(big), "--to", "old"]
+    piped = subprocess.run(
+        f"{' '.join(command)} | head -c 100 >/dev/null; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b""
+
+    with Path("/dev/full").open("wb") as full:
+        result = subprocess.run(
+            command,
+            stdout=full,
+            capture_output=False,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode != 0
+    assert b"cannot read" not in result.stderr
+    assert b"No space left on device" in result.stderr
+
+
 def test_mixed_kinds_in_csv_ask_for_kind() -> None:
     result = run("--csv", str(SAMPLE))
     assert result.returncode == 1
