@@ -125,7 +125,7 @@ class Fanout:
             try:
                 await self.sync()
             except LogError as exc:  # the store is out of reach: try again
-                _log.warning("reading the streams failed", error=str(exc))
+                _log.warning("following the store failed", error=str(exc))
 
     async def sync(self) -> None:
         """Apply what changed in the store since the last look, and take or give up leases."""
@@ -155,6 +155,8 @@ class Fanout:
             self._metrics.status.labels(str(stream.id)).set(stream.status)
         delivering = held and stream.status in _DELIVERING
         if stream.id in self._workers and (not delivering or respecified):
+            if not held and stream.status in _DELIVERING:
+                _log.info("stream left to the replica holding its lease", stream=stream.id)
             await self._halt(stream.id)
         if stream.id not in self._workers:
             stream.position = stored.position  # another replica may have moved it

@@ -122,6 +122,7 @@ class Pages:
             loading = self._loading.get(lane)
             if loading is None:  # a listed load is always unfinished: it unlists itself first
                 loading = self._loading[lane] = asyncio.ensure_future(self._load(lane, position))
+                loading.add_done_callback(_retrieved)
             page = await asyncio.shield(loading)
             if page.covers(position):
                 return page
@@ -154,3 +155,10 @@ class Pages:
             _, dropped = self._cache.popitem(last=False)
             self._cached_rows -= sum(len(page.rows) for page in dropped)
         return page
+
+
+def _retrieved(load: asyncio.Future[Page]) -> None:
+    """Take a load's failure off the loop's hands: each reader waiting for it has it raised,
+    and one whose reader was cancelled meanwhile is nobody's ("never retrieved")."""
+    if not load.cancelled():
+        load.exception()

@@ -76,7 +76,22 @@ class KvLeases:
         return cls(client, bucket, mirror)
 
     async def hold(self, stream_ids: Collection[int]) -> set[int]:
-        await asyncio.gather(*(self._keep(stream_id) for stream_id in stream_ids))
+        failed = [
+            (stream_id, error)
+            for stream_id, error in zip(
+                stream_ids,
+                await asyncio.gather(*(self._keep(stream_id) for stream_id in stream_ids)),
+                strict=True,
+            )
+            if error is not None
+        ]
+        if failed:  # NATS away: one line per look, however many streams
+            _log.warning(
+                "renewing streams' leases failed",
+                streams=len(failed),
+                first=failed[0][0],
+                error=failed[0][1],
+            )
         now = time.monotonic()
         return {
             stream_id
@@ -84,29 +99,30 @@ class KvLeases:
             if stream_id in self._held and now - self._held[stream_id][1] < _TRUST_SECS
         }
 
-    async def _keep(self, stream_id: int) -> None:
-        """Renew the lease if it is due, or try to take it; a failure leaves it to expire."""
+    async def _keep(self, stream_id: int) -> str | None:
+        """Renew the lease if it is due, or try to take it; a failure leaves it to expire
+        (returned: why NATS failed, if it did)."""
         key, value = str(stream_id), self.holder.encode()
         held = self._held.get(stream_id)
         now = time.monotonic()
         try:
             if held is None:
                 if self._renewed_elsewhere(key, now):
-                    return
+                    return None
                 revision = await self._bucket.create(key, value)
             elif now - held[1] >= _RENEW_SECS:
                 revision = await self._bucket.update(key, value, last=held[0])
             else:
-                return
+                return None
         except nats.js.errors.KeyWrongLastSequenceError:  # another replica holds it
             if held is not None:
                 _log.warning("lost the lease of a stream", stream=stream_id)
             self._held.pop(stream_id, None)
-            return
+            return None
         except (nats.errors.Error, TimeoutError) as exc:  # NATS away: the lease runs out
-            _log.warning("renewing a stream's lease failed", stream=stream_id, error=str(exc))
-            return
+            return str(exc) or type(exc).__name__
         self._held[stream_id] = (revision, now)
+        return None
 
     def _renewed_elsewhere(self, key: str, now: float) -> bool:
         """Whether another replica renewed the lease ``key`` less than ``LEASE_SECS`` ago, as

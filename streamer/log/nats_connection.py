@@ -1,8 +1,11 @@
 """Connecting to NATS for the JetStream backend, and turning its failures into ``LogError``.
 
 A connection reconnects forever (every second) once it was made: while NATS is away,
-writes fail with ``LogError`` after ``REQUEST_TIMEOUT_SECS`` (ingest answers 503) and
-delivery waits; once NATS is back the same connection carries on. The URL may name several
+writes fail with ``LogError`` at once (ingest answers 503) and delivery waits; once NATS is
+back the same connection carries on. Nothing is held back while it reconnects (nats-py's
+``pending_size=0``): a held-back write would be sent when NATS is back, and a record refused
+with 503, or a pause refused so, would be stored after all, seconds or minutes later. A write
+NATS does not answer within ``REQUEST_TIMEOUT_SECS`` fails as well. The URL may name several
 servers, comma-separated, and hold a user and password or a token
 (``nats://user:password@host:4222``); it is shown masked everywhere.
 
@@ -143,6 +146,8 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
         _log.info("NATS connection back", url=shown, connection=name)
 
     async def error(exc: Exception) -> None:
+        if isinstance(exc, nats.errors.OutboundBufferLimitError):  # a write while reconnecting
+            return
         if client.is_connected or client.is_reconnecting:
             _log.warning("NATS connection error", url=shown, connection=name, error=str(exc))
         else:
@@ -158,6 +163,7 @@ async def _connect(client: Client, options: NatsOptions, name: str, failed: list
         allow_reconnect=True,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        pending_size=0,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,
@@ -236,6 +242,8 @@ def failures(doing: str) -> Iterator[None]:
         if exc.err_code in _FULL_CODES:
             raise LogFullError(f"{doing} failed: JetStream is full: {exc.description}") from None
         raise LogError(f"{doing} failed: {exc.description or exc}") from None
+    except nats.errors.OutboundBufferLimitError:  # nothing is held back while reconnecting
+        raise LogError(f"{doing} failed: NATS is out of reach, reconnecting") from None
     except (TimeoutError, nats.errors.Error) as exc:
         raise LogError(f"{doing} failed: NATS did not answer ({type(exc).__name__})") from None
 

@@ -4,7 +4,8 @@
 (see ``harness.Daemon``) overridden by ``env``, on the SQLite backend or, in tests marked
 ``ON_BOTH_BACKENDS`` (``tests/log/backends.py``), on each backend in turn: with ``nats``, every
 daemon of the test shares one ``nats-server`` of the test's own (``daemon_nats``). At the end of
-the test every daemon still running is stopped with SIGTERM and must exit with code 0.
+the test every daemon still running is stopped with SIGTERM and must exit with code 0. A
+failed test's report ends with the last lines each of its daemons wrote ("daemon output").
 ``daemon`` is one with the defaults. ``new_receiver()`` starts a receiver; all are closed at
 the end, before the daemons stop.
 ``aws`` is a fresh moto account (organisation 1, the e2e records' own) with a proxy in front of
@@ -15,7 +16,7 @@ moto; it changes nothing in this process's environment: a daemon reaches it only
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,24 @@ from tests.aws import Account, Aws, AwsProxy, Moto
 from tests.connectors.fakes import FakeDatadog, FakeKeen
 from tests.e2e.harness import Daemon, NewReceiver, Receiver, StartDaemon
 from tests.nats_server import NatsServer
+
+_DAEMONS = pytest.StashKey[list[Daemon]]()
+_SHOWN_LINES = 80
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report shows what its daemons logged last: a timeout alone does not
+    say what the service was doing."""
+    report = yield
+    if report.failed:
+        daemons: list[Daemon] = item.stash.get(_DAEMONS, [])
+        for number, daemon in enumerate(daemons):
+            lines = "\n".join(daemon.output[-_SHOWN_LINES:])
+            report.sections.append((f"daemon {number} output (last {_SHOWN_LINES} lines)", lines))
+    return report
 
 
 @pytest.fixture
@@ -51,9 +70,13 @@ def daemon_nats(log_backend: str, tmp_path: Path) -> Iterator[NatsServer | None]
 
 @pytest.fixture
 async def start_daemon(
-    tmp_path: Path, bootstrap_token: str, daemon_nats: NatsServer | None
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    bootstrap_token: str,
+    daemon_nats: NatsServer | None,
 ) -> AsyncIterator[StartDaemon]:
     daemons: list[Daemon] = []
+    request.node.stash[_DAEMONS] = daemons
     backend = (
         {}
         if daemon_nats is None

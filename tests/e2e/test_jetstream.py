@@ -1,14 +1,19 @@
 """The service on JetStream when NATS goes away and comes back (file storage, killed with
 SIGKILL): ingest and the API's writes (a pause, a new token) answer 503, not 500, while it is
-away, and a pause refused so leaves the stream delivering; what was acknowledged before is
+away, and a pause refused so leaves the stream delivering, also once NATS is back; the replica
+lets the stream go once its lease lapsed and takes it again; what was acknowledged before is
 delivered; the service reconnects by itself and takes records again; the stream stays Running
 (the service's own failures never put a stream in Error)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import orjson
 import pytest
 
 from schemas import Kind, Version
+from streamer.log.leases import LEASE_SECS
 from tests.e2e.harness import NewReceiver, StartDaemon, eventually, fleet_records, ndjson
 from tests.nats_server import NatsServer
 
@@ -28,6 +33,11 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
     acknowledged = {record["id"] for record in before}
 
     daemon_nats.kill()
+    await eventually(
+        lambda: _lost_connections(daemon.output) == {"log", "store", "leases"},
+        30,
+        what="every NATS connection of the daemon lost",
+    )
     away = fleet_records(61, 100, Kind.USAGE)
     refused = await daemon.ingest(Kind.USAGE, ndjson(away, Kind.USAGE, Version.NEW), ndjson=True)
     assert refused.status == 503, (refused.status, refused.text)
@@ -39,6 +49,11 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
         answer = await daemon.request(method, path, json=body)
         assert answer.status == 503, (method, path, answer.status, answer.text)
         assert "Retry-After" in answer.headers
+    await eventually(
+        lambda: _failed_renewals_span(daemon.output) >= LEASE_SECS,
+        3 * LEASE_SECS,
+        what="NATS away for longer than a lease",
+    )
     daemon_nats.start()
 
     after = fleet_records(62, 300, Kind.USAGE)
@@ -54,7 +69,22 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
     await eventually(
         lambda: acknowledged <= receiver.id_set(), 30, what="every acknowledged record delivered"
     )
+    assert not {record["id"] for record in away} & receiver.id_set()  # refused, not held back
     assert (await daemon.stream(stream))["status"]["id"] == 1
+
+
+def _lost_connections(output: list[str]) -> set[str]:
+    return {orjson.loads(line)["connection"] for line in output if "NATS connection lost" in line}
+
+
+def _failed_renewals_span(output: list[str]) -> float:
+    """Seconds between the first and the last failed renewal of leases the daemon logged."""
+    times = [
+        datetime.fromisoformat(orjson.loads(line)["timestamp"])
+        for line in output
+        if "renewing streams' leases failed" in line
+    ]
+    return (times[-1] - times[0]).total_seconds() if times else 0.0
 
 
 async def test_a_replica_stopped_while_nats_is_away_exits_cleanly(

@@ -241,16 +241,19 @@ async def test_a_second_replica_sees_the_firsts_changes_and_appends(jetstream: B
 async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
     jetstream: Backend,
 ) -> None:
+    """A write refused while NATS is away stays refused: it is not held back and sent once
+    NATS is back (a pause answered 503 must not pause the stream later)."""
     log, store, server = jetstream
     assert server is not None
     stream = await store.create_stream(1, SPEC, offset=0)
     await log.append(entries(3, "before"))
 
-    server.stop()
+    server.kill()
+    await eventually(lambda: not _connected(log) and not _connected(store))
     with pytest.raises(LogError):
         await log.append(entries(1, "while away"))
     with pytest.raises(LogError):
-        await store.commit_position(stream.id, Position(1))
+        await store.set_status(stream.id, StreamStatus.PAUSED, None)
     server.start()
 
     async def appended() -> bool:
@@ -261,11 +264,44 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
         return True
 
     await eventually(appended)
+    await store.commit_position(stream.id, Position(4))  # after anything held back, in order
     bodies = [row.body for row in await log.read(1, (Kind.USAGE,), 0, 10)]
-    assert bodies[:3] == [b'{"before":0}', b'{"before":1}', b'{"before":2}']
-    assert bodies[-1] == b'{"after":0}'
-    await store.commit_position(stream.id, Position(4))
-    assert (await store.streams())[0].position == Position(4)
+    assert bodies == [b'{"before":0}', b'{"before":1}', b'{"before":2}', b'{"after":0}']
+    fresh = await KvStore.open(NatsOptions(server.url))
+    try:
+        (stored,) = await fresh.streams()
+    finally:
+        await fresh.aclose()
+    assert (stored.status, stored.position) == (StreamStatus.PENDING, Position(4))
+
+
+async def test_a_replica_sees_the_others_changes_again_once_nats_is_back(
+    jetstream: Backend,
+) -> None:
+    """The store's watch of a bucket is made again after NATS restarted (nothing is held
+    back while reconnecting, so it is the watch's own retry that brings it back)."""
+    _, store, server = jetstream
+    assert server is not None
+    stream = await store.create_stream(1, SPEC, offset=0)
+    server.kill()
+    await eventually(lambda: not _connected(store))
+    server.start()
+    other = await KvStore.open(NatsOptions(server.url))
+    try:
+        await other.set_status(stream.id, StreamStatus.PAUSED, None)
+
+        async def seen() -> bool:
+            (mirrored,) = await store.streams()
+            return mirrored.status is StreamStatus.PAUSED
+
+        await eventually(seen, 60, what="the other replica's pause seen")
+    finally:
+        await other.aclose()
+
+
+def _connected(backend: object) -> bool:
+    client = backend._client  # type: ignore[attr-defined]
+    return bool(client.is_connected)
 
 
 async def _no_streams(store: StoreProtocol) -> bool:
