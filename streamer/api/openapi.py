@@ -51,6 +51,19 @@ _URL = {"$ref": _REF.format(model="RestApiCredentials") + "/properties/url"}
 """A callback URL, validated by the Webhook destination's model."""
 
 
+_CALLBACK_URL: Schema = {
+    "anyOf": [
+        _URL,
+        {
+            "type": "object",
+            "required": ["url"],
+            "properties": {"url": _URL, "id": {"type": "integer"}},
+        },
+    ]
+}
+"""A legacy stream's ``api_callback``: the URL, or an object holding it."""
+
+
 def _ids(allowed: Any) -> Schema:
     return {"type": "object", "required": ["id"], "properties": {"id": {"enum": sorted(allowed)}}}
 
@@ -130,23 +143,13 @@ def _v1_create(defs: Schema) -> Schema:
             "stream_historic_data": {"enum": [0, 1]},
             "data_stream_type": _ids(STREAM_TYPES),
             "api_type": _ids(k for k in API_TYPES if k not in (5, 7)),  # 5, 7: not supported
-            "api_callback": {
-                "anyOf": [
-                    _URL,
-                    {
-                        "type": "object",
-                        "required": ["url"],
-                        "properties": {"url": _URL, "id": {"type": "integer"}},
-                    },
-                ]
-            },
             "api_username": {"type": "string"},
             "api_password": {"type": "string"},
             "api_parameter": {"type": "string"},
             "organisation": _NAMED["properties"]["organisation"],
         },
         "anyOf": [
-            variant((1, 6), ("api_callback",)),
+            variant((1, 6), ("api_callback",), api_callback=_CALLBACK_URL),  # others ignore it
             variant(
                 (2,),
                 ("api_username", "api_password"),

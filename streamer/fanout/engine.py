@@ -156,7 +156,7 @@ class Fanout:
         delivering = held and stream.status in _DELIVERING
         if stream.id in self._workers and (not delivering or respecified):
             if not held and stream.status in _DELIVERING:
-                _log.info("stream left to the replica holding its lease", stream=stream.id)
+                _log.info("stream halted: its lease is not this replica's", stream=stream.id)
             await self._halt(stream.id)
         if stream.id not in self._workers:
             stream.position = stored.position  # another replica may have moved it
@@ -314,7 +314,9 @@ class Fanout:
             await self._set_status(stream, StreamStatus.ERROR, failure)
             raise ValueError(reason) from None
         # A new or restarted stream is Pending until its first batch is acknowledged.
-        await self._set_status(stream, StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING)
+        status = StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING
+        if (stream.status, stream.error) != (status, None):  # a lease taken again: no write
+            await self._set_status(stream, status)
         if stream.id not in await self._leases.hold([stream.id]):
             await connector.aclose()  # the replica holding the lease delivers it
             return

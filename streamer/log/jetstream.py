@@ -108,7 +108,7 @@ class JetStreamLog:
             duplicate_window=DUPLICATE_WINDOW_SECS,
         )
         manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
-        with failures("setting up the JetStream stream " + STREAM):
+        with failures("setting up the JetStream stream " + STREAM, self._client):
             try:
                 await manager.stream_info(STREAM)
             except nats.js.errors.NotFoundError:
@@ -129,7 +129,7 @@ class JetStreamLog:
         append_id = digest.hexdigest()
         acks = _Acks(len(entries))
         inbox = self._client.new_inbox()
-        with failures("appending to the log"):
+        with failures("appending to the log", self._client):
             subscription = await self._client.subscribe(f"{inbox}.*", cb=acks.take)
             try:
                 for index, entry in enumerate(entries):
@@ -169,6 +169,8 @@ class JetStreamLog:
         manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
         while True:
             await asyncio.sleep(_CHECK_SECS)
+            if not self._client.is_connected:  # NATS away: nobody appends
+                continue
             try:
                 last = (await manager.stream_info(STREAM)).state.last_seq
             except (TimeoutError, nats.errors.Error):  # NATS away: nobody appends
@@ -191,7 +193,7 @@ class JetStreamLog:
         ceiling = self._last_offset
         if after >= ceiling or limit <= 0:
             return []
-        with failures("reading the log"):
+        with failures("reading the log", self._client):
             name, pending = await self._reader(organisation, kinds, after)
             try:
                 wanted = min(limit, pending)
@@ -207,7 +209,7 @@ class JetStreamLog:
         return rows
 
     async def pending(self, organisation: int, kinds: Collection[Kind], after: int) -> int:
-        with failures("counting a stream's pending records"):
+        with failures("counting a stream's pending records", self._client):
             name, pending = await self._reader(organisation, kinds, after)
             await self._drop_reader(name)
         return pending
@@ -264,7 +266,7 @@ class JetStreamLog:
             return
 
     async def bounds(self) -> tuple[int, int]:
-        with failures("reading the log's bounds"):
+        with failures("reading the log's bounds", self._client):
             info = await self._client.jsm(timeout=REQUEST_TIMEOUT_SECS).stream_info(STREAM)
         state = info.state
         self._saw(state.last_seq)
@@ -277,7 +279,7 @@ class JetStreamLog:
         by itself too: the stream's ``max_age`` is the retention age)."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_secs)
         manager = self._client.jsm(timeout=REQUEST_TIMEOUT_SECS)
-        with failures("trimming the log"):
+        with failures("trimming the log", self._client):
             before = (await manager.stream_info(STREAM)).state
             if not before.messages:
                 return 0

@@ -21,10 +21,12 @@ store finds the key from the id alone, and the oldest record comes first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 import orjson
 from nats.aio.client import Client
@@ -114,9 +116,13 @@ class Mirror:
         self.values.pop(key, None)
 
     async def stop(self) -> None:
+        """Stop the watch; one that cannot be stopped within ``REQUEST_TIMEOUT_SECS`` (its
+        unsubscription waits on the connection) is left to closing the connection."""
         if self._watcher is not None:
-            await self._watcher.stop()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self._watcher.stop(), REQUEST_TIMEOUT_SECS)  # type: ignore[no-untyped-call]
         if self._task is not None:
+            self._task.cancel()  # the watch ends its loop itself, unless it could not stop
             await asyncio.gather(self._task, return_exceptions=True)
 
 
@@ -138,7 +144,7 @@ class KvStore:
     async def open(cls, options: NatsOptions) -> KvStore:
         client = await connect(options, "store")
         try:
-            with failures("opening the store's buckets"):
+            with failures("opening the store's buckets", client):
                 js = client.jetstream(timeout=REQUEST_TIMEOUT_SECS)
                 buckets = {name: await _bucket(js, name, options.replicas) for name in _MIRRORED}
                 ids = await _bucket(js, _IDS, options.replicas)
@@ -153,7 +159,7 @@ class KvStore:
     async def _next_id(self, name: str) -> int:
         """The next id of ``name`` (``stream``, ``token``, ``callback``), unique across
         replicas: a compare-and-set on the bucket of ids."""
-        with failures("numbering a new " + name):
+        with failures("numbering a new " + name, self._client):
             while True:
                 try:
                     entry = await self._ids.get(name)
@@ -183,7 +189,7 @@ class KvStore:
             _now(),
             Position(offset),
         )
-        with failures("storing a new stream"):
+        with failures("storing a new stream", self._client):
             await self._positions.put(str(stream_id), _position(stream.position))
             await self._streams.put(str(stream_id), _definition(stream))
         return stream
@@ -217,15 +223,15 @@ class KvStore:
         stored = self._streams.get(str(stream_id))
         if stored is None:
             raise LogError(f"stream {stream_id} is not in the store")
-        with failures("storing a stream"):
+        with failures("storing a stream", self._client):
             await self._streams.put(str(stream_id), {**stored, **changes})
 
     async def commit_position(self, stream_id: int, position: Position) -> None:
-        with failures("storing a stream's position"):
+        with failures("storing a stream's position", self._client):
             await self._positions.put(str(stream_id), _position(position))
 
     async def delete_stream(self, stream_id: int) -> None:
-        with failures("deleting a stream"):
+        with failures("deleting a stream", self._client):
             await self._streams.delete(str(stream_id))
             await self._positions.delete(str(stream_id))
             for key in self._letter_keys(stream_id):
@@ -241,7 +247,7 @@ class KvStore:
         self, stream_id: int, letters: Sequence[tuple[int, Kind, bytes, str]]
     ) -> None:
         at = _now()
-        with failures("storing dead letters"):
+        with failures("storing dead letters", self._client):
             for offset, kind, body, reason in letters:
                 letter = {"kind": kind.value, "body": body.decode(), "reason": reason, "at": at}
                 await self._letters.put(f"{stream_id}.{offset}", {**letter, "queued": False})
@@ -271,7 +277,7 @@ class KvStore:
 
     async def requeue_dead_letters(self, stream_id: int) -> int:
         requeued = 0
-        with failures("queueing dead letters"):
+        with failures("queueing dead letters", self._client):
             for key in self._letter_keys(stream_id):
                 stored = self._letters.get(key)
                 if stored is not None and not stored["queued"]:
@@ -290,7 +296,7 @@ class KvStore:
 
     async def drop_dead_letters(self, ids: Sequence[int]) -> None:
         mask = (1 << _OFFSET_BITS) - 1
-        with failures("dropping dead letters"):
+        with failures("dropping dead letters", self._client):
             for ident in ids:
                 await self._letters.delete(f"{ident >> _OFFSET_BITS}.{ident & mask}")
 
@@ -305,7 +311,7 @@ class KvStore:
             "name": name,
             "created_at": _now(),
         }
-        with failures("storing a token"):
+        with failures("storing a token", self._client):
             try:
                 await self._tokens.create(digest.hex(), stored)
             except nats.js.errors.KeyWrongLastSequenceError:
@@ -323,7 +329,7 @@ class KvStore:
     async def delete_token(self, token_id: int) -> bool:
         for row in await self.tokens():
             if row.id == token_id:
-                with failures("deleting a token"):
+                with failures("deleting a token", self._client):
                     await self._tokens.delete(row.digest.hex())
                 return True
         return False
@@ -332,7 +338,7 @@ class KvStore:
 
     async def add_callback(self, organisation: int, url: str) -> int:
         callback_id = await self._next_id("callback")
-        with failures("storing an API callback"):
+        with failures("storing an API callback", self._client):
             await self._callbacks.put(str(callback_id), {"organisation": organisation, "url": url})
         return callback_id
 
@@ -344,12 +350,11 @@ class KvStore:
         return sorted(rows)
 
     async def delete_callback(self, callback_id: int) -> None:
-        with failures("deleting an API callback"):
+        with failures("deleting an API callback", self._client):
             await self._callbacks.delete(str(callback_id))
 
     async def aclose(self) -> None:
-        for mirror in self._mirrors:
-            await mirror.stop()
+        await asyncio.gather(*(mirror.stop() for mirror in self._mirrors))
         await close(self._client)
 
 

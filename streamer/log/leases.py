@@ -31,7 +31,13 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from streamer.log.kv import Mirror
-from streamer.log.nats_connection import REQUEST_TIMEOUT_SECS, NatsOptions, close, connect
+from streamer.log.nats_connection import (
+    RECONNECTING,
+    REQUEST_TIMEOUT_SECS,
+    NatsOptions,
+    close,
+    connect,
+)
 
 __all__ = ["LEASE_SECS", "KvLeases"]
 
@@ -76,15 +82,12 @@ class KvLeases:
         return cls(client, bucket, mirror)
 
     async def hold(self, stream_ids: Collection[int]) -> set[int]:
-        failed = [
-            (stream_id, error)
-            for stream_id, error in zip(
-                stream_ids,
-                await asyncio.gather(*(self._keep(stream_id) for stream_id in stream_ids)),
-                strict=True,
-            )
-            if error is not None
-        ]
+        ids = list(stream_ids)
+        if self._client.is_connected:
+            errors = await asyncio.gather(*(self._keep(stream_id) for stream_id in ids))
+            failed = [(i, error) for i, error in zip(ids, errors, strict=True) if error is not None]
+        else:  # no request is made while reconnecting: it could only fail
+            failed = [(i, RECONNECTING) for i in ids if i in self._held]
         if failed:  # NATS away: one line per look, however many streams
             _log.warning(
                 "renewing streams' leases failed",
@@ -95,7 +98,7 @@ class KvLeases:
         now = time.monotonic()
         return {
             stream_id
-            for stream_id in stream_ids
+            for stream_id in ids
             if stream_id in self._held and now - self._held[stream_id][1] < _TRUST_SECS
         }
 
@@ -142,7 +145,7 @@ class KvLeases:
 
     async def _give_up(self, stream_id: int) -> None:
         held = self._held.pop(stream_id, None)
-        if held is None:
+        if held is None or not self._client.is_connected:  # NATS away: it expires by itself
             return
         with contextlib.suppress(nats.errors.Error, TimeoutError):  # it expires by itself
             await self._bucket.delete(str(stream_id), last=held[0])

@@ -3,9 +3,12 @@
 A connection reconnects forever (every second) once it was made: while NATS is away,
 writes fail with ``LogError`` at once (ingest answers 503) and delivery waits; once NATS is
 back the same connection carries on. Nothing is held back while it reconnects (nats-py's
-``pending_size=0``): a held-back write would be sent when NATS is back, and a record refused
-with 503, or a pause refused so, would be stored after all, seconds or minutes later. A write
-NATS does not answer within ``REQUEST_TIMEOUT_SECS`` fails as well. The URL may name several
+``pending_size=0``, and no request is made then): a held-back write would be sent when NATS
+is back, and a record refused with 503, or a pause refused so, would be stored after all,
+seconds or minutes later. One already on its way when the connection broke may still be
+stored, as any write whose answer is lost. A write NATS does not answer within
+``REQUEST_TIMEOUT_SECS`` fails as well. (While connected, ``pending_size=0`` only means a
+large append is written to the socket in one go rather than every 2 MB.) The URL may name several
 servers, comma-separated, and hold a user and password or a token
 (``nats://user:password@host:4222``); it is shown masked everywhere.
 
@@ -38,6 +41,7 @@ from streamer.log.base import LogError, LogFullError
 from streamer.redact import mask_urls
 
 __all__ = [
+    "RECONNECTING",
     "REQUEST_TIMEOUT_SECS",
     "NatsOptions",
     "close",
@@ -47,6 +51,7 @@ __all__ = [
 ]
 
 REQUEST_TIMEOUT_SECS = 5.0
+RECONNECTING = "NATS is out of reach, reconnecting"
 """The longest a write waits for JetStream's acknowledgement before it fails."""
 _CONNECT_TIMEOUT_SECS = 2
 _FIRST_CONNECT_SECS = 5.0
@@ -121,9 +126,10 @@ async def connect(options: NatsOptions, name: str) -> Client:
 async def close(client: Client) -> None:
     """Close ``client``, NATS there or not: with NATS away the client's last flush fails, and
     a replica stopped then must still exit cleanly (every write was acknowledged or failed
-    already)."""
+    already). A close still waiting after ``REQUEST_TIMEOUT_SECS`` is given up: shutdown has
+    a deadline, and the server drops the connection of a process that left."""
     with contextlib.suppress(OSError, nats.errors.Error, TimeoutError):
-        await client.close()
+        await asyncio.wait_for(client.close(), REQUEST_TIMEOUT_SECS)
 
 
 def _why(failed: list[str]) -> str:
@@ -233,17 +239,20 @@ def _is_user_seed(seed: bytes | None) -> bool:
 
 
 @contextlib.contextmanager
-def failures(doing: str) -> Iterator[None]:
+def failures(doing: str, client: Client) -> Iterator[None]:
     """Turn NATS's and JetStream's failures while ``doing`` into ``LogError`` (a full store
-    into ``LogFullError``)."""
+    into ``LogFullError``). While ``client`` reconnects, fail at once, before any request is
+    made: nats-py keeps the reply slot of a request it could not send for good."""
+    if not client.is_connected:
+        raise LogError(f"{doing} failed: {RECONNECTING}")
     try:
         yield
     except nats.js.errors.APIError as exc:
         if exc.err_code in _FULL_CODES:
             raise LogFullError(f"{doing} failed: JetStream is full: {exc.description}") from None
         raise LogError(f"{doing} failed: {exc.description or exc}") from None
-    except nats.errors.OutboundBufferLimitError:  # nothing is held back while reconnecting
-        raise LogError(f"{doing} failed: NATS is out of reach, reconnecting") from None
+    except nats.errors.OutboundBufferLimitError:  # the connection broke on the way
+        raise LogError(f"{doing} failed: {RECONNECTING}") from None
     except (TimeoutError, nats.errors.Error) as exc:
         raise LogError(f"{doing} failed: NATS did not answer ({type(exc).__name__})") from None
 

@@ -50,9 +50,14 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
         assert answer.status == 503, (method, path, answer.status, answer.text)
         assert "Retry-After" in answer.headers
     await eventually(
-        lambda: _failed_renewals_span(daemon.output) >= LEASE_SECS,
+        lambda: (
+            _failed_renewals_span(daemon.output) >= LEASE_SECS
+            and any(
+                "stream halted: its lease is not this replica's" in line for line in daemon.output
+            )
+        ),
         3 * LEASE_SECS,
-        what="NATS away for longer than a lease",
+        what="NATS away for longer than a lease, and the stream halted for it",
     )
     daemon_nats.start()
 

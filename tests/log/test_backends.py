@@ -254,6 +254,8 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
         await log.append(entries(1, "while away"))
     with pytest.raises(LogError):
         await store.set_status(stream.id, StreamStatus.PAUSED, None)
+    for refused in (log, store):  # no request was made: none waits for an answer
+        assert not refused._client._resp_map  # type: ignore[attr-defined]
     server.start()
 
     async def appended() -> bool:
@@ -264,6 +266,7 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
         return True
 
     await eventually(appended)
+    await eventually(lambda: _connected(store))
     await store.commit_position(stream.id, Position(4))  # after anything held back, in order
     bodies = [row.body for row in await log.read(1, (Kind.USAGE,), 0, 10)]
     assert bodies == [b'{"before":0}', b'{"before":1}', b'{"before":2}', b'{"after":0}']

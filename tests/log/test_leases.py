@@ -5,6 +5,7 @@ until told to."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -69,6 +70,10 @@ async def test_a_lease_another_replica_keeps_renewing_is_not_tried_again_and_aga
         await second.aclose()
 
 
+_CONNECTED = SimpleNamespace(is_connected=True)
+"""A NATS connection that is up, for leases on a bucket double."""
+
+
 class _SilentBucket:
     """A key-value bucket whose renewals and deletions wait for ``answer`` (NATS away)."""
 
@@ -101,7 +106,7 @@ async def test_every_held_lease_is_renewed_at_once_not_in_turn(
     streams would learn it lost its lease long after another replica took it."""
     monkeypatch.setattr(leases_module, "_RENEW_SECS", 0.0)  # every look renews
     bucket = _SilentBucket()
-    leases = KvLeases(cast(Any, None), cast(Any, bucket))
+    leases = KvLeases(cast(Any, _CONNECTED), cast(Any, bucket))
     assert await leases.hold([1, 2, 3]) == {1, 2, 3}
     looking = asyncio.create_task(leases.hold([1, 2, 3]))
     try:
@@ -115,7 +120,7 @@ async def test_every_lease_is_released_at_once_not_in_turn() -> None:
     """At shutdown the release has a short deadline: in turn, most leases would be left to
     run out, and the other replicas would wait for them."""
     bucket = _SilentBucket()
-    leases = KvLeases(cast(Any, None), cast(Any, bucket))
+    leases = KvLeases(cast(Any, _CONNECTED), cast(Any, bucket))
     assert await leases.hold([1, 2, 3]) == {1, 2, 3}
     releasing = asyncio.create_task(leases.release([1, 2, 3]))
     try:
