@@ -315,7 +315,9 @@ class Fanout:
             raise ValueError(reason) from None
         # A new or restarted stream is Pending until its first batch is acknowledged.
         status = StreamStatus.PENDING if fail_fast else StreamStatus.RUNNING
-        if (stream.status, stream.error) != (status, None):  # a lease taken again: no write
+        if (stream.status, stream.error) == (status, None):  # stored so: a lease taken again
+            self._metrics.status.labels(str(stream.id)).set(status)
+        else:
             await self._set_status(stream, status)
         if stream.id not in await self._leases.hold([stream.id]):
             await connector.aclose()  # the replica holding the lease delivers it

@@ -340,6 +340,23 @@ async def test_a_restart_fails_fast_again(h: Harness) -> None:
     assert h.state(stream).error["http_status"] == 503  # type: ignore[index]
 
 
+async def test_a_new_stream_is_pending_and_a_restarted_one_pending_again(h: Harness) -> None:
+    """No status is written when the stored one already holds (a lease taken again); a new
+    stream is Pending all the same, in the store and the metrics, and a restart of a running
+    one stores Pending."""
+    stream = await h.create("s")
+    assert (await h.saved(stream)).status == PENDING
+    assert h.sample("streamer_stream_status", stream) == PENDING
+    await h.append(usage=2, organisation=1)
+    await h.wait_saved(stream, lambda saved: saved.status == RUNNING)
+    h["s"].default = Block()  # the restarted stream's first send waits
+
+    await h.fanout.restart(stream)
+
+    assert (await h.saved(stream)).status == PENDING
+    assert h.sample("streamer_stream_status", stream) == PENDING
+
+
 async def test_restarting_a_paused_stream_is_a_conflict(h: Harness) -> None:
     stream = await h.create("s")
     await h.fanout.pause(stream)
