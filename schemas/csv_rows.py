@@ -183,7 +183,7 @@ def _cells(values: tuple[Any, ...], layout: _Layout, legacy: bool) -> str:
 
 
 def _stamp(value: str | None) -> str:
-    return "" if value is None else f'"{value[:10]} {value[11:19]}"'
+    return "" if value is None else f'"{legacy_timestamp(value)}"'
 
 
 def _bit(value: bool | None) -> str:
@@ -239,7 +239,7 @@ def _cell(value: Any, column_type: str, legacy: bool) -> str:
     if column_type == "ts" and isinstance(value, str):
         text = legacy_timestamp(value) if legacy else value
     elif isinstance(value, bool):
-        text = ("1" if value else "0") if legacy else ("true" if value else "false")
+        return _bit(value) if legacy else _boolean(value)
     elif column_type in SCALES and isinstance(value, int | float):
         text = _scaled(value, SCALES[column_type])
     elif column_type == "json" and isinstance(value, str):

@@ -336,6 +336,12 @@ class Daemon:
         if listening is not None and not listening.done():
             listening.set_exception(EOFError("the daemon exited"))
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The log lines of the event ``name`` the daemon wrote so far, parsed."""
+        marker = orjson.dumps(name).decode()
+        found = [orjson.loads(line) for line in self.output if marker in line]
+        return [event for event in found if event.get("event") == name]
+
     async def stop(self, timeout_secs: float | None = None) -> tuple[int, float]:
         """SIGTERM; wait for the exit. Return the exit code and the seconds it took."""
         assert self.process is not None

@@ -8,8 +8,8 @@ delivered; the service reconnects by itself and takes records again; the stream 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-import orjson
 import pytest
 
 from schemas import Kind, Version
@@ -34,7 +34,7 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
 
     daemon_nats.kill()
     await eventually(
-        lambda: _lost_connections(daemon.output) == {"log", "store", "leases"},
+        lambda: {e["connection"] for e in daemon.events(_LOST)} == {"log", "store", "leases"},
         30,
         what="every NATS connection of the daemon lost",
     )
@@ -50,12 +50,7 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
         assert answer.status == 503, (method, path, answer.status, answer.text)
         assert "Retry-After" in answer.headers
     await eventually(
-        lambda: (
-            _failed_renewals_span(daemon.output) >= LEASE_SECS
-            and any(
-                "stream halted: its lease is not this replica's" in line for line in daemon.output
-            )
-        ),
+        lambda: _span(daemon.events(_RENEWALS_FAILED)) >= LEASE_SECS and daemon.events(_HALTED),
         3 * LEASE_SECS,
         what="NATS away for longer than a lease, and the stream halted for it",
     )
@@ -78,17 +73,14 @@ async def test_nats_away_is_503_and_nats_back_loses_nothing_acknowledged(
     assert (await daemon.stream(stream))["status"]["id"] == 1
 
 
-def _lost_connections(output: list[str]) -> set[str]:
-    return {orjson.loads(line)["connection"] for line in output if "NATS connection lost" in line}
+_LOST = "NATS connection lost, reconnecting"
+_RENEWALS_FAILED = "renewing streams' leases failed"
+_HALTED = "stream halted: its lease is not this replica's"
 
 
-def _failed_renewals_span(output: list[str]) -> float:
-    """Seconds between the first and the last failed renewal of leases the daemon logged."""
-    times = [
-        datetime.fromisoformat(orjson.loads(line)["timestamp"])
-        for line in output
-        if "renewing streams' leases failed" in line
-    ]
+def _span(events: list[dict[str, Any]]) -> float:
+    """Seconds from the first of ``events`` to the last."""
+    times = [datetime.fromisoformat(event["timestamp"]) for event in events]
     return (times[-1] - times[0]).total_seconds() if times else 0.0
 
 
