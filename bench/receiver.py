@@ -1,26 +1,37 @@
 """A webhook receiver for benchmarks: counts records and distinct ids, answers 200.
 
 Run: ``python3 -m bench.receiver PORT``. ``GET /stats`` answers ``{"records", "unique",
-"requests"}``; ``POST /reset`` clears them. Any other POST path is a webhook.
+"requests"}``; ``POST /reset`` clears them. Any other POST path is a webhook: a JSON array of
+records, each with an ``id``. The whole body is parsed (invalid JSON is an error), but only the
+ids become Python objects, so the receiver costs the machine it shares little beside the
+service it measures (a full ``orjson.loads`` of a 200-record body takes about 1.1 ms here,
+this about 0.26 ms).
 """
 
 from __future__ import annotations
 
 import sys
 
-import orjson
+import msgspec
 from aiohttp import web
 
 STATS = web.AppKey("stats", dict)
 SEEN = web.AppKey("seen", set)
 
 
+class _Record(msgspec.Struct):
+    id: int | str
+
+
+_records = msgspec.json.Decoder(list[_Record])
+
+
 async def hook(request: web.Request) -> web.Response:
-    records = orjson.loads(await request.read())
+    records = _records.decode(await request.read())
     stats = request.app[STATS]
     stats["records"] += len(records)
     stats["requests"] += 1
-    request.app[SEEN].update(record["id"] for record in records)
+    request.app[SEEN].update(record.id for record in records)
     return web.Response(status=200)
 
 

@@ -36,6 +36,7 @@ from streamer.fanout.arrivals import Arrivals
 from streamer.fanout.pages import Pages
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
+from streamer.fanout.turns import Turns
 from streamer.fanout.worker import StreamWorker
 from streamer.log.base import (
     Entry,
@@ -101,6 +102,7 @@ class Fanout:
         self._quiet = Quiet(linger_secs)
         self._pages = Pages(log)
         self._arrivals = Arrivals()
+        self._turns = Turns()
         self._streams: dict[int, Stream] = {}
         self._workers: dict[int, tuple[StreamWorker, asyncio.Task[None]]] = {}
         self._listening: defaultdict[int, set[StreamWorker]] = defaultdict(set)
@@ -330,6 +332,7 @@ class Fanout:
             store=self._store,
             pages=self._pages,
             arrivals=self._arrivals,
+            turns=self._turns,
             quiet=self._quiet if connector.linger_secs is None else None,
             policy=self._policy,
             metrics=self._metrics,

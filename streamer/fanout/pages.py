@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from connectors.base import Form, Rendering
@@ -25,6 +26,8 @@ from schemas import Kind, Shape, Version, csv_row_stored, dumps, loads_stored
 from streamer.log.base import Log, Row
 
 __all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
+
+_body = attrgetter("body")
 
 
 class Unrenderable(Exception):
@@ -76,17 +79,21 @@ class Page:
     def covers(self, position: int) -> bool:
         return self.start <= position < self.end
 
-    def payloads(self, indices: Iterable[int], rendering: Rendering) -> list[bytes | Unrenderable]:
-        """Rows ``indices`` rendered as ``rendering`` asks, each computed once per page and
-        rendering; a row a renderer fails on is its ``Unrenderable`` (cached too)."""
+    def render(
+        self, picked: Sequence[int], rendering: Rendering
+    ) -> tuple[list[bytes], dict[int, str]]:
+        """Rows ``picked`` (indices, in order) rendered as ``rendering`` asks, each computed once
+        per page and rendering; and the rows a renderer failed on, index → why (left out of
+        the payloads; remembered too)."""
         rows = self.rows
         if rendering.form is Form.JSON and rendering.version is Version.NEW:
-            return [rows[index].body for index in indices]
+            return list(map(_body, map(rows.__getitem__, picked))), {}
         cache = self.rendered.get(rendering)
         if cache is None:
             cache = self.rendered[rendering] = [None] * len(rows)
-        payloads: list[bytes | Unrenderable] = []
-        for index in indices:
+        payloads: list[bytes] = []
+        failed: dict[int, str] = {}
+        for index in picked:
             payload = cache[index]
             if payload is None:
                 row = rows[index]
@@ -95,8 +102,11 @@ class Page:
                 except Unrenderable as failure:
                     payload = failure
                 cache[index] = payload
-            payloads.append(payload)
-        return payloads
+            if isinstance(payload, Unrenderable):
+                failed[index] = payload.reason
+            else:
+                payloads.append(payload)
+        return payloads, failed
 
 
 class Pages:

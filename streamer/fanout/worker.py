@@ -6,7 +6,9 @@ pass its filters, up to its ``size``. When that many wait, the batch goes at onc
 waits for more while records keep arriving, and goes once the log is quiet (no appends for
 ``linger``) or once it has waited ``max_wait``; a destination with a linger of its own (S3's
 rotation) waits just that long. A waiting batch is read again only when enough records of
-its organisation may have arrived to fill it.
+its organisation may have arrived to fill it. Workers woken together (the log went quiet) go
+on a few per turn of the event loop (``Turns``): the first requests leave while the rest of
+the batches are read.
 
 A send is retried with backoff while the destination's failures are retryable and the retry
 window is open; records refused for good become dead letters, and so does a record that cannot
@@ -51,6 +53,7 @@ from streamer.fanout.arrivals import Arrivals
 from streamer.fanout.pages import Lane, Page, Pages, Unrenderable, render_payload
 from streamer.fanout.quiet import Quiet
 from streamer.fanout.retry import RetryPolicy
+from streamer.fanout.turns import Turns
 from streamer.log.base import Log, LogError, Position, Row, Store, Stream
 from streamer.metrics import Metrics
 from streamer.spec import StreamSpec
@@ -135,12 +138,13 @@ class _Cut:
             if selected is None
             else list(islice((i for i in range(start, stop) if selected(rows[i])), wanted))
         )
-        for i, payload in zip(picked, page.payloads(picked, connector.rendering), strict=True):
-            if isinstance(payload, Unrenderable):
-                self.unrendered.append((rows[i], payload.reason))
-            else:
-                self.rows.append(rows[i])
-                self.payloads.append(payload)
+        payloads, failed = page.render(picked, connector.rendering)
+        kept = picked
+        if failed:
+            self.unrendered += [(rows[i], failed[i]) for i in picked if i in failed]
+            kept = [i for i in picked if i not in failed]
+        self.rows += map(rows.__getitem__, kept)
+        self.payloads += payloads
         full = len(picked) == wanted
         self.position = rows[picked[-1]].offset if full else max(self.position, limit)
 
@@ -177,6 +181,7 @@ class StreamWorker:
         store: Store,
         pages: Pages,
         arrivals: Arrivals,
+        turns: Turns,
         quiet: Quiet | None,
         policy: RetryPolicy,
         metrics: Metrics,
@@ -194,6 +199,7 @@ class StreamWorker:
         self._store = store
         self._pages = pages
         self._arrivals = arrivals
+        self._turns = turns
         self._policy = policy
         self._metrics = metrics
         self._size = connector.max_batch
@@ -419,6 +425,7 @@ class StreamWorker:
             self._arrivals.cancel(organisation, self._wake)
             if timer is not None:
                 timer.cancel()
+        await self._turns.take()  # woken with many others: a few go on per turn
 
     async def _skip_to(self, position: int) -> None:
         """Move past records the stream's filters leave out."""
@@ -619,13 +626,10 @@ def _described(exc: Exception) -> str:
 
 
 def _batch(key: str, payloads: list[bytes], rows: list[Row]) -> Batch:
-    return Batch(key, payloads, [row.kind for row in rows], [row.offset for row in rows])
+    return Batch(key, payloads, list(map(_kind, rows)), list(map(_offset, rows)))
 
 
-def _offset(row: Row) -> int:
-    return row.offset
-
-
+_offset = attrgetter("offset")
 _kind = attrgetter("kind")
 
 

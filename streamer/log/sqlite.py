@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import heapq
 import queue
 import sqlite3
 import threading
@@ -27,7 +26,8 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -54,6 +54,7 @@ __all__ = ["SqliteLog"]
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+_offset = attrgetter("offset")
 
 _LAYOUT = 3  # PRAGMA user_version of this layout
 _SCHEMA = f"""
@@ -211,9 +212,10 @@ class SqliteLog:
             await self._cold_rows(lane, plan) + warm if plan else warm
             for lane, (plan, warm) in zip(lanes, found, strict=True)
         ]
-        if len(rows) == 1:
-            return rows[0]
-        return list(islice(heapq.merge(*rows, key=_offset), limit))
+        found_in = [lane_rows for lane_rows in rows if lane_rows]
+        if len(found_in) <= 1:
+            return found_in[0] if found_in else []
+        return sorted(chain(*found_in), key=_offset)[:limit]  # sorted runs: one linear merge
 
     async def _cold_rows(self, lane: Lane, plan: Plan) -> list[Row]:
         """Rows older than what memory keeps. Reads that wait while one is under way go
@@ -646,10 +648,6 @@ def _stream(row: tuple[Any, ...]) -> Stream:
         created_at=created,
         position=Position(offset, delivered, last_at, code, inflight),
     )
-
-
-def _offset(row: Row) -> int:
-    return row.offset
 
 
 def _now() -> str:
