@@ -104,13 +104,16 @@ class GuardedResolver(AbstractResolver):
 
 
 def new_session(allow_private: bool, timeout_secs: float, limit: int = 8) -> aiohttp.ClientSession:
-    """A client session with verified TLS, the address guard, a total timeout per request and
-    at most ``limit`` connections (0: no limit)."""
+    """A client session with verified TLS, the address guard, a total timeout per request,
+    at most ``limit`` connections (0: no limit) and no cookies: a session is shared by the
+    streams of every organisation, so a cookie one destination sets must never travel with
+    another stream's records."""
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), limit=limit)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_secs),
         auto_decompress=True,
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

@@ -680,3 +680,21 @@ async def test_shared_sessions_never_make_a_stream_wait_for_a_connection(
         stuck.cancel()
     finally:
         await sessions.aclose()
+
+
+async def test_a_cookie_one_destination_sets_is_never_sent_for_another_stream(
+    receiver: Receiver, loopback_name: str
+) -> None:
+    """Streams of every organisation share client sessions; a cookie that one stream's
+    destination sets is not kept, so no other stream's request to that host carries it."""
+    receiver.script(Reply(headers={"Set-Cookie": "session=organisation-a; Path=/"}), Reply(200))
+    url = receiver.url.replace("127.0.0.1", loopback_name)
+    sessions = Sessions()
+    try:
+        for organisation in ("a", "b"):
+            hook = WebhookConfig(url=f"{url}/{organisation}", allow_private=True, sessions=sessions)
+            assert await hook.build().send(batch(key=organisation)) == SendResult(http_status=200)
+    finally:
+        await sessions.aclose()
+    assert [request.path for request in receiver.requests] == ["/a", "/b"]
+    assert "Cookie" not in receiver.requests[1].headers
