@@ -386,7 +386,9 @@ async def test_a_pause_the_store_refused_leaves_the_stream_delivering_after_the_
     away), the stream is still Running everywhere and must go on delivering."""
     stream = await h.create("s")
     await h.append(usage=2, organisation=1)
-    await wait_for(lambda: len(h["s"].received) == 2)
+    # acknowledged and stored: a pause halfway (the receiver has the records, the store not
+    # yet the position) would have them sent again after the sync
+    await h.wait_saved(stream, lambda s: s.status == RUNNING and s.position.delivered == 2)
     set_status = h.log.set_status
 
     async def refuse(*args: Any) -> None:

@@ -60,7 +60,7 @@ async def test_batches_never_exceed_the_size_and_keep_log_order(h: Harness, size
         assert list(batch.kinds) == [by_offset[o].kind.value for o in batch.offsets]
         assert list(batch.payloads) == [by_offset[o].body for o in batch.offsets]
         assert batch.key == f"{stream}-{batch.offsets[0]}-{batch.offsets[-1]}"
-    assert h.state(stream).position.delivered == len(expected)
+    await wait_for(lambda: h.state(stream).position.delivered == len(expected))  # acknowledged
 
 
 def _selected(
@@ -277,6 +277,7 @@ async def test_a_paused_stream_keeps_its_records_and_delivers_them_on_resume(h: 
     await h.create("witness")
     await h.append(usage=3, organisation=1)
     await wait_for(lambda: len(h["paused"].received) == 3)
+    await h.wait_saved(paused, lambda s: s.position.delivered == 3)  # not paused halfway
 
     await h.fanout.pause(paused)
     assert h.state(paused).status == PAUSED
