@@ -9,10 +9,12 @@ each at its own path), then the same ``--records`` event records, their organisa
 round-robin, in 500-record NDJSON POSTs with 4 in flight through a platform token. Measured
 from the first POST to the last record at the receiver: records/s end to end, the daemon's
 CPU seconds (its ingest worker processes included) per record, and the records per webhook
-request. The 1-organisation run is the baseline of the ratios. With ``--repeat N`` the counts
-are run in turn N times (1, 100, 1,000, 1, 100, …, so a slower spell of the shared machine
-weighs on each alike); each figure is the median of its N runs, and the table also gives each
-round's ratios at the largest count.
+request. The 1-organisation run is the baseline of the ratios. Each run's figures go to
+standard error as it ends, with the seconds and the CPU seconds until the last ingest answer
+(the rest is delivery after ingest). With ``--repeat N`` the counts are run in turn N times
+(1, 100, 1,000, 1, 100, …, so a slower spell of the shared machine weighs on each alike); each
+figure is the median of its N runs, and the table also gives each round's ratios at the
+largest count.
 """
 
 from __future__ import annotations
