@@ -36,13 +36,15 @@ __all__ = ["Received", "Receiver", "Reply", "eventually"]
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One scripted answer; ``delay_secs`` waits before answering, ``hang`` never answers."""
+    """One scripted answer; ``delay_secs`` waits before answering, ``hang`` never answers,
+    ``hold`` answers once the test sets it."""
 
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_secs: float = 0.0
     hang: bool = False
+    hold: asyncio.Event | None = None
 
     @classmethod
     def redirect(cls, location: str, status: int = 307) -> Reply:
@@ -165,6 +167,8 @@ class Receiver:
         if reply.hang:
             await closing.wait()
             raise web.HTTPServiceUnavailable()
+        if reply.hold is not None:
+            await reply.hold.wait()
         if reply.delay_secs:
             await asyncio.sleep(reply.delay_secs)
         return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))

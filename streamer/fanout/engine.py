@@ -51,7 +51,7 @@ from streamer.log.base import (
 from streamer.metrics import Metrics
 from streamer.spec import Ref, StreamSpec
 
-__all__ = ["SYNC_SECS", "ConnectorFactory", "Fanout", "StreamConflict"]
+__all__ = ["HALT_GRACE_SECS", "SYNC_SECS", "ConnectorFactory", "Fanout", "StreamConflict"]
 
 ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
 """Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
@@ -60,6 +60,9 @@ _organisation = attrgetter("organisation")
 SYNC_SECS = 0.5
 _DELIVERING = (StreamStatus.RUNNING, StreamStatus.PENDING)
 _RELEASE_DEADLINE_SECS = 1.0  # at shutdown; leases run out by themselves
+HALT_GRACE_SECS = 5.0
+"""How long a pause, change, restart or delete lets the stream's send in flight finish before
+cancelling it (a cancelled send is sent again when the stream runs again)."""
 _Seen = tuple[StreamSpec, StreamStatus, StreamError | None]
 
 
@@ -232,7 +235,7 @@ class Fanout:
             stream = self._streams[stream_id]
             await self._store.define_stream(stream_id, spec)  # stored first: a refused write
             running = stream_id in self._workers  # leaves the stream as it was
-            await self._halt(stream_id)
+            await self._halt(stream_id, HALT_GRACE_SECS)
             stream.spec = spec
             self._saw(stream)
             if running:
@@ -241,7 +244,7 @@ class Fanout:
 
     async def pause(self, stream_id: int) -> None:
         async with self._lock:
-            await self._halt(stream_id)
+            await self._halt(stream_id, HALT_GRACE_SECS)
             await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
         _log.info("stream paused", stream=stream_id)
 
@@ -261,7 +264,7 @@ class Fanout:
             stream = self._streams[stream_id]
             if stream.status is StreamStatus.PAUSED:
                 raise StreamConflict("the stream is paused: resume it instead")
-            await self._halt(stream_id)
+            await self._halt(stream_id, HALT_GRACE_SECS)
             await self._launch(stream, fail_fast=True)
         _log.info("stream restarted", stream=stream_id)
 
@@ -276,12 +279,12 @@ class Fanout:
 
     async def delete(self, stream_id: int) -> None:
         async with self._lock:
-            await self._forget_stream(stream_id)
+            await self._forget_stream(stream_id, HALT_GRACE_SECS)
             await self._store.delete_stream(stream_id)
         _log.info("stream deleted", stream=stream_id)
 
-    async def _forget_stream(self, stream_id: int) -> None:
-        await self._halt(stream_id)
+    async def _forget_stream(self, stream_id: int, grace_secs: float = 0.0) -> None:
+        await self._halt(stream_id, grace_secs)
         del self._streams[stream_id]
         self._seen.pop(stream_id, None)
         self._metrics.forget(str(stream_id))
@@ -367,11 +370,18 @@ class Fanout:
                 del self._workers[stream.id]
                 await worker.connector.aclose()
 
-    async def _halt(self, stream_id: int) -> None:
+    async def _halt(self, stream_id: int, grace_secs: float = 0.0) -> None:
+        """End the stream's worker: let its send in flight finish for up to ``grace_secs``
+        (the destination's answer is then acknowledged, so that batch is not sent again), then
+        cancel it. Halts the store asked for (another replica's change, a lease lost) wait for
+        nothing: the stream may be another replica's to deliver already."""
         entry = self._workers.pop(stream_id, None)
         if entry is None:
             return
         worker, task = entry
+        worker.stop()
+        if grace_secs > 0:
+            await asyncio.wait([task], timeout=grace_secs)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         self._forget(worker)

@@ -23,6 +23,9 @@ Failures that are the service's own (its log or store: a full disk, a database e
 are not the destination's and never end ``run``: the worker reports them (``trouble``, the
 ``streamer_delivery_service_errors`` metric, the log), backs off without limit, stores its
 position again, and goes on where it was.
+
+``stop`` lets the send in flight finish and acknowledges it; no other send starts, and a
+back-off ends at once (the engine cancels what is still running after its grace).
 """
 
 from __future__ import annotations
@@ -230,7 +233,7 @@ class StreamWorker:
         return self._stopping
 
     def stop(self) -> None:
-        """Finish the send in flight, then return."""
+        """Finish the send in flight (no other starts), then return."""
         self._stopping = True
         self._stopped.set()
         self._wake.set()
@@ -261,7 +264,7 @@ class StreamWorker:
 
     async def _deliver_next(self) -> None:
         batch = await self._next_batch()
-        if batch is not None:
+        if batch is not None and not self._stopping:
             result, rejected = await self._send(batch)
             await self._acknowledge(batch, result, rejected)
 
@@ -506,7 +509,10 @@ class StreamWorker:
             http_status=error.http_status,
             retry_in_secs=round(delay, 3),
         )
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
+        if self._stopping:
+            raise _Stopped
 
     # -- acknowledging -----------------------------------------------------------------------
 

@@ -1,15 +1,16 @@
 """A change acknowledged with 202 is what a GET and a restarted service see, even while the
 stream delivers: the engine alone writes a stream's definition and status, its worker only
-its position."""
+its position. A pause lets the request in flight finish, so its records are not sent again."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from streamer.api.services import SERVICES
 from tests.api.conftest import settings
 from tests.api.harness import Service, event, webhook
-from tests.receivers import Receiver, eventually
+from tests.receivers import Receiver, Reply, eventually
 
 
 async def test_a_patch_answered_202_is_what_get_and_a_restart_show(tmp_path: Path) -> None:
@@ -48,3 +49,43 @@ async def test_a_patch_answered_202_is_what_get_and_a_restart_show(tmp_path: Pat
             assert shown["stats"]["delivered_records"] == 80
         finally:
             await restarted.aclose()
+
+
+async def test_a_pause_waits_for_the_request_in_flight_and_nothing_is_sent_twice(
+    tmp_path: Path,
+) -> None:
+    async with Receiver() as receiver:
+        answer_now = asyncio.Event()
+        receiver.script(Reply(hold=answer_now))
+        service = await Service.start(settings(tmp_path))
+        try:
+            stream_id = await service.create(
+                webhook(f"{receiver.url}/hook", credentials={"size": 100})
+            )
+            path = f"/api/v2/data_stream/{stream_id}"
+            engine = service.app[SERVICES].fanout
+            await service.ingest("events", [event(i) for i in range(1, 11)])
+            await receiver.wait_for_requests(1, timeout_secs=30)
+            worker = engine._workers[stream_id][0]
+
+            pausing = asyncio.ensure_future(service.call("PATCH", path, json={"status": {"id": 2}}))
+            await eventually(lambda: worker.stopping or pausing.done(), timeout_secs=30)
+            assert not pausing.done()  # the pause waits for the destination's answer
+            answer_now.set()
+            paused = await asyncio.wait_for(pausing, 30)
+            assert paused.status == 202, paused.text
+            assert (await service.stream(stream_id))["stats"]["delivered_records"] == 10
+
+            await service.ingest("events", [event(i) for i in range(11, 16)])
+            resumed = await service.call("PATCH", path, json={"status": {"id": 1}})
+            assert resumed.status == 202, resumed.text
+
+            def delivered_all() -> bool:
+                stream = engine.get(stream_id)
+                return stream is not None and stream.position.delivered == 15
+
+            await eventually(delivered_all, timeout_secs=30)
+            ids = [record["id"] for request in receiver.requests for record in request.json()]
+            assert sorted(ids) == list(range(1, 16))  # every record once
+        finally:
+            await service.aclose()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import streamer.fanout.engine as engine_module
 import streamer.fanout.pages as pages_module
 from connectors.base import FatalError, RetryableError, SendResult
 from schemas import Kind, Version, dumps
@@ -470,6 +471,91 @@ async def test_a_shutdown_during_retries_is_not_a_failure(h: Harness) -> None:
     assert (saved.status, saved.error, saved.position.offset) == (RUNNING, None, 0)
 
 
+async def test_a_pause_lets_the_send_in_flight_finish_and_it_is_not_sent_again(
+    h: Harness,
+) -> None:
+    gate = Block()
+    h["s"].script.append(gate)
+    stream = await h.create("s")
+    await h.append(usage=3, organisation=1)
+    await wait_for(lambda: len(h["s"].attempts) == 1)
+    worker = h.fanout._workers[stream][0]
+
+    pausing = asyncio.ensure_future(h.fanout.pause(stream))
+    await wait_for(lambda: worker.stopping)
+    assert not pausing.done()  # the pause waits for the destination's answer
+    gate.release.set()
+    await asyncio.wait_for(pausing, 10)
+
+    assert h["s"].cancelled == 0
+    saved = await h.saved(stream)
+    assert (saved.status, saved.position.offset) == (PAUSED, h.log.last_offset)
+    await h.fanout.resume(stream)
+    await h.append(usage=2, organisation=1)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
+    assert h["s"].offsets == h.offsets(of(1))  # every record once
+    assert len(h["s"].attempts) == 2
+
+
+async def test_a_pause_sends_no_batch_that_was_still_filling(log: SqliteLog) -> None:
+    h = Harness(log, linger_secs=3600.0, max_wait_secs=3600.0)  # the batch waits to fill
+    try:
+        stream = await h.create("s", size=10)
+        await h.append(usage=2, organisation=1)
+        await wait_for(lambda: bool(h.fanout._quiet._waiting))  # waiting for 8 more, or quiet
+
+        await asyncio.wait_for(h.fanout.pause(stream), 10)
+
+        assert h["s"].attempts == []
+        assert (await h.saved(stream)).position.offset == 0
+    finally:
+        await h.fanout.stop(1.0)
+
+
+async def test_a_pause_cancels_a_send_still_hanging_after_the_grace(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "HALT_GRACE_SECS", 0.1)
+    h["s"].script.append(Block())  # never answers
+    stream = await h.create("s")
+    await h.append(usage=2, organisation=1)
+    await wait_for(lambda: len(h["s"].attempts) == 1)
+
+    await asyncio.wait_for(h.fanout.pause(stream), 10)
+
+    assert h["s"].cancelled == 1
+    assert h["s"].unclosed_senders == []
+    saved = await h.saved(stream)
+    assert (saved.status, saved.position.offset) == (PAUSED, 0)
+    await h.fanout.resume(stream)  # unacknowledged: sent again
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
+    assert h["s"].offsets == h.offsets(of(1))
+
+
+async def test_a_pause_during_a_back_off_does_not_wait_for_the_next_try(
+    log: SqliteLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the back-off (an hour) nor the grace (an hour) holds a pause up: a stream that
+    waits for its next try has no send in flight."""
+    monkeypatch.setattr(engine_module, "HALT_GRACE_SECS", 3600.0)
+    hour = RetryPolicy(window_secs=7200.0, base_secs=3600.0, cap_secs=3600.0)
+    h = Harness(log, policy=hour)
+    try:
+        (stream,) = await h.restore(("s", 1, {}))
+        h["s"].default = RetryableError("503 Service Unavailable", 503)
+        await h.append(usage=2, organisation=1)
+        # counted as failed, the worker backs off with no await in between
+        await wait_for(lambda: h.sample("streamer_records_failed_total", stream) == 2)
+
+        await asyncio.wait_for(h.fanout.pause(stream), 10)
+
+        saved = await h.saved(stream)
+        assert (saved.status, saved.error, saved.position.offset) == (PAUSED, None, 0)
+        assert len(h["s"].attempts) == 1
+    finally:
+        await h.fanout.stop(1.0)
+
+
 # -- where a stream starts -------------------------------------------------------------------
 
 
@@ -555,8 +641,10 @@ async def test_a_change_is_what_the_engine_and_the_store_keep_while_records_flow
         changed = stream_spec("s", size=3, version="old", filters=[]).model_copy(
             update={"organisation": first.state(stream).spec.organisation}
         )
-        await first.fanout.update(stream, changed)
-        gate.release.set()
+        updating = asyncio.ensure_future(first.fanout.update(stream, changed))
+        await first.wait_saved(stream, lambda s: s.spec == changed)  # stored, then halted
+        gate.release.set()  # the send in flight finishes; then the change applies
+        await asyncio.wait_for(updating, 10)
         await first.append(usage=10, organisation=1)
         await wait_for(lambda: first.state(stream).position.offset == log.last_offset)
         await first.wait_saved(stream, lambda s: s.position.offset == log.last_offset)
