@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 
 from connectors.base import Batch, Connector, DeliveryError, SendResult
 from connectors.datadog import DatadogConfig
@@ -21,10 +21,16 @@ from connectors.keenio import KeenConfig
 from connectors.kinesis import KinesisConfig
 from connectors.s3 import S3Config
 from connectors.webhook import WebhookConfig
-from schemas import Version
 from streamer.config import Settings
 from streamer.redact import redact, secret_values
-from streamer.spec import StreamSpec
+from streamer.spec import (
+    AwsKinesisCredentials,
+    DatadogCredentials,
+    KeenIOCredentials,
+    RestApiCredentials,
+    S3Credentials,
+    StreamSpec,
+)
 
 __all__ = ["connector_factory"]
 
@@ -37,9 +43,6 @@ class _Service:
     sessions: Sessions
 
 
-Builder = Callable[[dict[str, Any], dict[str, Any], _Service], Connector]
-
-
 def _http(service: _Service) -> dict[str, Any]:
     """What every HTTP destination takes from the service."""
     return {
@@ -49,81 +52,90 @@ def _http(service: _Service) -> dict[str, Any]:
     }
 
 
-def _aws(spec: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
+def _build(spec: StreamSpec, stream_id: int | None, service: _Service) -> Connector:
+    """The connector of the destination ``spec`` names."""
+    credentials = spec.destination.credentials
+    match credentials:
+        case RestApiCredentials():
+            return _webhook(spec, credentials, service)
+        case DatadogCredentials():
+            return _datadog(credentials, service)
+        case KeenIOCredentials():
+            return _keen(spec, credentials, service)
+        case AwsKinesisCredentials():
+            return KinesisConfig(
+                stream_name=credentials.stream_name, **_aws(spec, stream_id, credentials)
+            ).build()
+        case S3Credentials():
+            return _s3(spec, stream_id, credentials, service)
+    assert_never(credentials)
+
+
+def _aws(
+    spec: StreamSpec, stream_id: int | None, credentials: AwsKinesisCredentials | S3Credentials
+) -> dict[str, Any]:
     """Who an AWS destination acts as: the role, assumed for the stream's organisation."""
+    if spec.organisation is None:
+        raise ValueError("the stream names no organisation (an AWS role is assumed for it)")
     return {
-        "region": credentials["region"],
-        "role_arn": credentials["role_arn"],
-        "organisation": spec["organisation"]["id"],
-        "stream_id": spec.get("id", "new"),
-        "version": Version(spec["format_version"]),
+        "region": credentials.region,
+        "role_arn": credentials.role_arn,
+        "organisation": spec.organisation.id,
+        "stream_id": "new" if stream_id is None else stream_id,
+        "version": spec.format_version,
     }
 
 
-def _webhook(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
+def _webhook(spec: StreamSpec, credentials: RestApiCredentials, service: _Service) -> Connector:
     headers = tuple(
         (name.strip(), value.strip())
-        for name, _, value in (h.partition(":") for h in credentials.get("headers") or ())
+        for name, _, value in (h.partition(":") for h in credentials.headers)
     )
     return WebhookConfig(
-        url=credentials["url"],
-        version=Version(spec["format_version"]),
-        method=credentials.get("method", "POST"),
+        url=str(credentials.url),
+        version=spec.format_version,
+        method=credentials.method,
         headers=headers,
-        size=credentials.get("size", 3000),
-        signing_secret=credentials.get("signing_secret"),
+        size=credentials.size,
+        signing_secret=credentials.signing_secret,
         **_http(service),
     ).build()
 
 
-def _datadog(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
+def _datadog(credentials: DatadogCredentials, service: _Service) -> Connector:
     return DatadogConfig(
-        api_key=credentials["api_key"],
-        region=credentials.get("region", "US"),
+        api_key=credentials.api_key,
+        region=credentials.region,
         base_url=service.settings.datadog_url,
         **_http(service),
     ).build()
 
 
-def _keen(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
+def _keen(spec: StreamSpec, credentials: KeenIOCredentials, service: _Service) -> Connector:
     return KeenConfig(
-        project_id=credentials["project_id"],
-        write_key=credentials["write_key"],
-        collection_name=credentials["collection_name"],
-        version=Version(spec["format_version"]),
-        size=credentials.get("size", 3000),
+        project_id=credentials.project_id,
+        write_key=credentials.write_key,
+        collection_name=credentials.collection_name,
+        version=spec.format_version,
+        size=credentials.size,
         base_url=service.settings.keenio_url or KEEN_URL,
         **_http(service),
     ).build()
 
 
-def _kinesis(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
-    return KinesisConfig(
-        stream_name=credentials["stream_name"],
-        **_aws(spec, credentials),
-    ).build()
-
-
-def _s3(spec: dict[str, Any], credentials: dict[str, Any], service: _Service) -> Connector:
+def _s3(
+    spec: StreamSpec, stream_id: int | None, credentials: S3Credentials, service: _Service
+) -> Connector:
     return S3Config(
-        bucket_name=credentials["bucket_name"],
-        **_aws(spec, credentials),
-        flush_size=credentials.get("flush_size", 10000),
-        rotate_interval_ms=credentials.get("rotate_interval", 10000),
-        key_prefix=credentials.get("key_prefix", ""),
-        compression=credentials.get("compression", "none"),
+        bucket_name=credentials.bucket_name,
+        **_aws(spec, stream_id, credentials),
+        flush_size=credentials.flush_size,
+        rotate_interval_ms=credentials.rotate_interval,
+        key_prefix=credentials.key_prefix,
+        compression=credentials.compression,
         server_side_encryption=service.settings.s3_server_side_encryption,
         kms_key_id=service.settings.s3_kms_key_id,
     ).build()
-
-
-_BUILDERS: dict[str, Builder] = {
-    "RestAPI": _webhook,
-    "Datadog": _datadog,
-    "KeenIO": _keen,
-    "AwsKinesis": _kinesis,
-    "S3": _s3,
-}
 
 
 class _Redacting:
@@ -171,16 +183,9 @@ def connector_factory(
     service = _Service(settings, sessions)
 
     def build(stream: StreamSpec, stream_id: int | None) -> Connector:
-        spec = stream.model_dump(mode="json")
-        if stream_id is not None:
-            spec["id"] = stream_id
-        destination = spec["destination"]
-        builder = _BUILDERS.get(destination["connection_type"])
-        if builder is None:
-            raise ValueError(f"connection type {destination['connection_type']} is not supported")
-        secrets = secret_values(destination["credentials"])
+        secrets = secret_values(stream.destination.credentials.model_dump(mode="json"))
         try:
-            connector = builder(spec, destination["credentials"], service)
+            connector = _build(stream, stream_id, service)
         except PrivateDestinationError as exc:
             raise ValueError(
                 redact(
