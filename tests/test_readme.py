@@ -32,7 +32,7 @@ from tests.e2e.harness import Receiver, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.DOTALL)
+BLOCKS: list[tuple[str, str]] = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.DOTALL)
 SH_BLOCKS = [body for lang, body in BLOCKS if lang == "sh"]
 
 QUICK_START = "python3 -m venv .venv &&"

@@ -87,7 +87,7 @@ async def test_a_changed_or_expired_auth_token_is_refused(
     assert expired is not None
     assert (await service.call("GET", "/api/v2/data_stream", expired)).is_error(401)
     later = time.time() + auth_token.TTL_SECS + 1
-    monkeypatch.setattr(auth_token.time, "time", lambda: later)
+    monkeypatch.setattr("streamer.auth_token.time.time", lambda: later)
     assert (await service.call("GET", "/api/v2/data_stream", issued)).is_error(401)
 
 

@@ -220,7 +220,9 @@ class Receiver:
             parsed = None
         if isinstance(parsed, list):
             exchange.array_len = len(parsed)
-            exchange.ids = [r.get("id") for r in parsed if isinstance(r, dict)]
+            exchange.ids = [
+                i for r in parsed if isinstance(r, dict) and isinstance(i := r.get("id"), int)
+            ]
         self.exchanges.append(exchange)
         reply = self._script.pop(0) if self._script else self.default
         if reply.hang:

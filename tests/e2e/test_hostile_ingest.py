@@ -71,12 +71,14 @@ def mutated_bodies(draw: st.DrawFn) -> bytes:
 
 async def test_fuzzed_bodies_never_get_a_500_nor_log_a_traceback(daemon: Daemon) -> None:
     address = urlsplit(daemon.base_url)
+    host, port = address.hostname, address.port
+    assert host is not None
     seen: set[int] = set()
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(body=mutated_bodies(), kind=st.sampled_from(list(Kind)))
     def post(body: bytes, kind: Kind) -> None:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection = http.client.HTTPConnection(host, port, timeout=30)
         try:
             connection.request(
                 "POST",

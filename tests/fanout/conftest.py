@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from streamer.log.sqlite import SqliteLog
 from tests.fanout.doubles import Harness
-from tests.log.backends import BACKENDS, open_combined
+from tests.log.backends import BACKENDS, LogAndStore, open_combined
 
 
 @pytest.fixture(params=BACKENDS)
-async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteLog]:
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogAndStore]:
     """The backend as one object that is its log and its store (as ``SqliteLog`` is)."""
     async with open_combined(request.param, tmp_path) as log:
         yield log
 
 
 @pytest.fixture
-async def h(log: SqliteLog) -> AsyncIterator[Harness]:
+async def h(log: LogAndStore) -> AsyncIterator[Harness]:
     harness = Harness(log)
     yield harness
     try:

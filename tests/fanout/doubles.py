@@ -1,5 +1,5 @@
 """A scripted in-memory destination, and a harness that drives the real ``Fanout`` over a real
-``SqliteLog`` with it.
+log and store (``SqliteLog``, or a JetStream log and store as one ``Combined``) with it.
 
 The double implements the connector contract (``connectors/base.py``) and nothing more: it
 records every try with its monotonic time, answers from a script (an error to raise, a
@@ -23,10 +23,10 @@ from schemas import Kind, Record, Version, dumps
 from streamer.fanout.engine import Fanout
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import Entry, Leases, Stream, StreamStatus
-from streamer.log.sqlite import SqliteLog
 from streamer.metrics import Metrics
 from streamer.simulate import Fleet
 from streamer.spec import RestApiCredentials, StreamSpec
+from tests.log.backends import LogAndStore
 
 FAST = RetryPolicy(window_secs=5.0, base_secs=0.01, cap_secs=0.05)
 
@@ -169,7 +169,7 @@ class Harness:
 
     def __init__(
         self,
-        log: SqliteLog,
+        log: LogAndStore,
         policy: RetryPolicy = FAST,
         destinations: defaultdict[str, Destination] | None = None,
         linger_secs: float = 0.0,
@@ -178,6 +178,7 @@ class Harness:
     ) -> None:
         self.log = log
         self.destinations = destinations if destinations is not None else defaultdict(Destination)
+        self.connectors: list[FakeConnector] = []  # every one this harness built, in order
         self.metrics = Metrics()
         self.fanout = Fanout(
             log,
@@ -199,7 +200,9 @@ class Harness:
         assert isinstance(credentials, RestApiCredentials)
         assert spec.name is not None
         rendering = Rendering(spec.format_version)
-        return FakeConnector(self.destinations[spec.name], rendering, credentials.size)
+        connector = FakeConnector(self.destinations[spec.name], rendering, credentials.size)
+        self.connectors.append(connector)
+        return connector
 
     def __getitem__(self, name: str) -> Destination:
         return self.destinations[name]

@@ -25,10 +25,9 @@ from streamer.log.jetstream import JetStreamLog
 from streamer.log.kv import KvStore
 from streamer.log.leases import KvLeases
 from streamer.log.nats_connection import NatsOptions
-from streamer.log.sqlite import SqliteLog
 from streamer.spec import StreamSpec
 from tests.fanout.doubles import FakeConnector, Harness, wait_for
-from tests.log.backends import RETENTION_SECS, Combined, open_backend
+from tests.log.backends import RETENTION_SECS, Combined, LogAndStore, open_backend
 
 RUNNING, ERROR = StreamStatus.RUNNING, StreamStatus.ERROR
 SHORT = RetryPolicy(window_secs=0.4, base_secs=0.01, cap_secs=0.05)
@@ -113,7 +112,9 @@ async def test_a_replay_asked_for_through_another_replica_is_sent_by_the_one_del
         other_store = await KvStore.open(options)
         leases, other_leases = await KvLeases.open(options), await KvLeases.open(options)
         holder = Harness(Combined(log, store), leases=leases)
-        other = Harness(Combined(other_log, other_store), holder.destinations, leases=other_leases)
+        other = Harness(
+            Combined(other_log, other_store), destinations=holder.destinations, leases=other_leases
+        )
         try:
             stream = await holder.create("old", version="old")
             await holder.fanout.sync()  # takes the lease: the other replica will not
@@ -135,6 +136,7 @@ async def test_a_replay_asked_for_through_another_replica_is_sent_by_the_one_del
             finally:
                 following.cancel()
             assert sorted(holder["old"].offsets) == [s.offset for s in stored]
+            assert not any(connector.sent for connector in other.connectors)  # by the holder alone
             await letters_settle(holder, stream)
             assert await store.dead_letters(stream) == []
         finally:
@@ -271,7 +273,7 @@ async def test_a_destination_missing_on_the_first_send_fails_fast(h: Harness) ->
 
 
 async def test_a_destination_that_disappears_after_deliveries_is_retried_for_the_window(
-    log: SqliteLog,
+    log: LogAndStore,
 ) -> None:
     h = Harness(log, SHORT)
     try:
@@ -299,7 +301,7 @@ async def test_a_destination_that_disappears_after_deliveries_is_retried_for_the
         await h.fanout.stop(1.0)
 
 
-async def test_a_destination_back_within_the_window_loses_nothing(log: SqliteLog) -> None:
+async def test_a_destination_back_within_the_window_loses_nothing(log: LogAndStore) -> None:
     h = Harness(log, RetryPolicy(window_secs=10.0, base_secs=0.01, cap_secs=0.05))
     try:
         stream = await h.create("s")
@@ -331,7 +333,7 @@ class Refusing(Harness):
 
 
 async def test_a_stream_that_cannot_be_built_is_in_error_and_the_others_deliver(
-    log: SqliteLog,
+    log: LogAndStore,
 ) -> None:
     h = Refusing(log)
     h.refused = {"private"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -17,7 +17,14 @@ from streamer.log.nats_connection import NatsOptions
 from streamer.log.sqlite import SqliteLog
 from tests.nats_server import NatsServer
 
-__all__ = ["BACKENDS", "ON_BOTH_BACKENDS", "Combined", "open_backend", "open_combined"]
+__all__ = [
+    "BACKENDS",
+    "ON_BOTH_BACKENDS",
+    "Combined",
+    "LogAndStore",
+    "open_backend",
+    "open_combined",
+]
 
 BACKENDS = [pytest.param("sqlite"), pytest.param("nats", marks=pytest.mark.nats)]
 ON_BOTH_BACKENDS = pytest.mark.parametrize("log_backend", BACKENDS, indirect=True)
@@ -53,6 +60,10 @@ async def open_backend(
         server.stop()
 
 
+class LogAndStore(Log, Store, Protocol):
+    """One object that is both the log and the store: ``SqliteLog``, or ``Combined``."""
+
+
 class Combined:
     """A JetStream log and store as one object, as ``SqliteLog`` is both: for tests written
     against one object that is both."""
@@ -70,7 +81,7 @@ class Combined:
 
 
 @asynccontextmanager
-async def open_combined(name: str, tmp_path: Path) -> AsyncIterator[Any]:
+async def open_combined(name: str, tmp_path: Path) -> AsyncIterator[LogAndStore]:
     """The backend ``name`` as one object that is both its log and its store."""
     async with open_backend(name, tmp_path) as (log, store, _):
-        yield log if log is store else Combined(log, store)
+        yield log if isinstance(log, SqliteLog) else Combined(log, store)

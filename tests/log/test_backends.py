@@ -5,7 +5,7 @@ away and back) follow."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import nats
@@ -213,7 +213,12 @@ async def test_a_second_replica_sees_the_firsts_changes_and_appends(jetstream: B
     other_log = await JetStreamLog.open(options, RETENTION_SECS)
     other_store = await KvStore.open(options)
     arrivals: list[dict[int, int]] = []
-    other_log.on_arrivals(lambda counts: counts is not None and arrivals.append(dict(counts)))
+
+    def arrived(counts: Mapping[int, int] | None) -> None:
+        if counts is not None:
+            arrivals.append(dict(counts))
+
+    other_log.on_arrivals(arrived)
     try:
         stream = await store.create_stream(3, SPEC, offset=0)
         await store.set_status(stream.id, StreamStatus.PAUSED, None)
@@ -245,6 +250,8 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
     NATS is back (a pause answered 503 must not pause the stream later)."""
     log, store, server = jetstream
     assert server is not None
+    assert isinstance(log, JetStreamLog)
+    assert isinstance(store, KvStore)
     stream = await store.create_stream(1, SPEC, offset=0)
     await log.append(entries(3, "before"))
 
@@ -255,7 +262,7 @@ async def test_nats_away_fails_writes_and_nats_back_keeps_what_was_acknowledged(
     with pytest.raises(LogError):
         await store.set_status(stream.id, StreamStatus.PAUSED, None)
     for refused in (log, store):  # no request was made: none waits for an answer
-        assert not refused._client._resp_map  # type: ignore[attr-defined]
+        assert not refused._client._resp_map
     server.start()
 
     async def appended() -> bool:
@@ -349,8 +356,14 @@ async def test_a_replica_learns_of_records_whose_notice_it_missed(jetstream: Bac
     one (or whose notice was lost) still wake this replica's streams."""
     log, _, server = jetstream
     assert server is not None
+    assert isinstance(log, JetStreamLog)
     woken: list[None] = []
-    log.on_arrivals(lambda counts: counts is None and woken.append(None))
+
+    def arrived(counts: Mapping[int, int] | None) -> None:
+        if counts is None:
+            woken.append(None)
+
+    log.on_arrivals(arrived)
     publisher = await nats.connect(server.url)
     try:
         ack = await publisher.jetstream().publish(

@@ -153,8 +153,13 @@ async def test_a_malformed_file_is_one_line_naming_the_setting(
     tmp_path: Path, setting: str, text: bytes, problem: str
 ) -> None:
     path = secret_file(tmp_path / "secret", text)
+    options = NatsOptions(
+        NOWHERE,
+        creds_file=path if setting == "creds_file" else None,
+        nkey_seed_file=path if setting == "nkey_seed_file" else None,
+    )
     with pytest.raises(LogError) as refused:
-        await KvStore.open(NatsOptions(NOWHERE, **{setting: path}))
+        await KvStore.open(options)
     name = f"STREAMER_NATS_{setting.upper()}"
     assert str(refused.value) == f"{path} ({name}) {problem}"
 

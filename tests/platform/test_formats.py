@@ -64,6 +64,7 @@ def test_every_rendering_keeps_severity_and_detail_as_published(
         assert out["volume"] == published["volume"]
     # and what was rendered reads back as the same record
     (again,) = parse_json([dumps(record, kind, version, shape)], kind)
+    assert not isinstance(again, Exception), again
     assert again["id"] == record["id"]
 
 

@@ -68,7 +68,9 @@ def outputs(raw: bytes, kind: Kind) -> dict[str, str]:
 
 def _legacy(record: Record, kind: Kind, rng: random.Random) -> Record:
     """``record`` as a producer of old/migrated records may write it."""
-    out = orjson.loads(dumps(record, kind, rng.choice([Version.OLD, Version.MIGRATED])))
+    out: dict[str, Any] = orjson.loads(
+        dumps(record, kind, rng.choice([Version.OLD, Version.MIGRATED]))
+    )
     stamp = "timestamp" if kind is Kind.EVENT else "start_timestamp"
     if rng.random() < 0.3:
         out[stamp] += "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 7)))

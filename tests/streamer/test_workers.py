@@ -60,7 +60,7 @@ async def test_a_worker_killed_while_idle_is_replaced_before_the_next_call() -> 
 
 async def test_a_worker_killed_mid_call_is_replaced_and_the_call_sent_again() -> None:
     lost = _Lost()
-    pool = Workers(time.sleep, 1, 30, on_lost=lost)
+    pool: Workers[object] = Workers(time.sleep, 1, 30, on_lost=lost)  # a call's result is checked
     try:
         task = asyncio.create_task(pool.run(1.0))
         [worker] = await eventually(_workers, what="the worker")
@@ -86,7 +86,7 @@ async def test_a_worker_that_dies_twice_in_a_row_makes_the_call_unavailable() ->
 
 async def test_a_hung_worker_is_killed_at_the_deadline_and_the_next_call_runs() -> None:
     lost = _Lost()
-    pool = Workers(time.sleep, 1, 1.0, on_lost=lost)
+    pool: Workers[object] = Workers(time.sleep, 1, 1.0, on_lost=lost)  # a call's result is checked
     try:
         with pytest.raises(WorkersUnavailable, match="within 1 s"):
             await pool.run(600)
