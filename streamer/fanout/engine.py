@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter
@@ -113,6 +113,7 @@ class Fanout:
         self._lock = asyncio.Lock()
         self._seen: dict[int, _Seen] = {}  # each stream as the store had it when last looked
         self._held: set[int] = set()
+        self._halting: set[int] = set()  # an operation of this process is stopping them
 
     async def start(self) -> None:
         """Load every stream and resume the ones that were delivering (no fail fast: a
@@ -149,7 +150,10 @@ class Fanout:
 
     async def _follow(self, stored: Stream, *, held: bool) -> None:
         """Bring the stream in line with the store: stop it if it is no longer this process's
-        to deliver (or was redefined), start it if it is and has no worker."""
+        to deliver (or was redefined), start it if it is and has no worker. A stream an
+        operation of this process is stopping is left to that operation."""
+        if stored.id in self._halting:
+            return
         seen: _Seen = (stored.spec, stored.status, stored.error)
         changed = self._seen.get(stored.id) != seen
         self._seen[stored.id] = seen
@@ -231,20 +235,25 @@ class Fanout:
     async def update(self, stream_id: int, spec: StreamSpec) -> None:
         """Replace the stream's definition; a delivering stream picks it up at once."""
         await self._check(spec)
-        async with self._lock:
+        async with self._quiesced(stream_id) as running:
             stream = self._streams[stream_id]
-            await self._store.define_stream(stream_id, spec)  # stored first: a refused write
-            running = stream_id in self._workers  # leaves the stream as it was
-            await self._halt(stream_id, HALT_GRACE_SECS)
+            relaunch = running and stream.status in _DELIVERING  # not if it failed meanwhile
+            try:
+                await self._store.define_stream(stream_id, spec)
+            except BaseException:  # refused: the stream goes on as it was
+                if relaunch:
+                    pending = stream.status is StreamStatus.PENDING
+                    with contextlib.suppress(ValueError, LogError):
+                        await self._launch(stream, fail_fast=pending)
+                raise
             stream.spec = spec
             self._saw(stream)
-            if running:
+            if relaunch:
                 await self._launch(stream, fail_fast=False)
         _log.info("stream changed", stream=stream_id)
 
     async def pause(self, stream_id: int) -> None:
-        async with self._lock:
-            await self._halt(stream_id, HALT_GRACE_SECS)
+        async with self._quiesced(stream_id):
             await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
         _log.info("stream paused", stream=stream_id)
 
@@ -260,11 +269,10 @@ class Fanout:
     async def restart(self, stream_id: int) -> None:
         """Take the stream out of Error (or re-initialise it) from its last acknowledged record;
         ``ValueError`` if its connector cannot be built."""
-        async with self._lock:
+        async with self._quiesced(stream_id):
             stream = self._streams[stream_id]
             if stream.status is StreamStatus.PAUSED:
                 raise StreamConflict("the stream is paused: resume it instead")
-            await self._halt(stream_id, HALT_GRACE_SECS)
             await self._launch(stream, fail_fast=True)
         _log.info("stream restarted", stream=stream_id)
 
@@ -278,13 +286,13 @@ class Fanout:
         return requeued
 
     async def delete(self, stream_id: int) -> None:
-        async with self._lock:
-            await self._forget_stream(stream_id, HALT_GRACE_SECS)
+        async with self._quiesced(stream_id):
+            await self._forget_stream(stream_id)
             await self._store.delete_stream(stream_id)
         _log.info("stream deleted", stream=stream_id)
 
-    async def _forget_stream(self, stream_id: int, grace_secs: float = 0.0) -> None:
-        await self._halt(stream_id, grace_secs)
+    async def _forget_stream(self, stream_id: int) -> None:
+        await self._halt(stream_id)
         del self._streams[stream_id]
         self._seen.pop(stream_id, None)
         self._metrics.forget(str(stream_id))
@@ -370,18 +378,32 @@ class Fanout:
                 del self._workers[stream.id]
                 await worker.connector.aclose()
 
-    async def _halt(self, stream_id: int, grace_secs: float = 0.0) -> None:
-        """End the stream's worker: let its send in flight finish for up to ``grace_secs``
-        (the destination's answer is then acknowledged, so that batch is not sent again), then
-        cancel it. Halts the store asked for (another replica's change, a lease lost) wait for
-        nothing: the stream may be another replica's to deliver already."""
+    @contextlib.asynccontextmanager
+    async def _quiesced(self, stream_id: int) -> AsyncIterator[bool]:
+        """Hold the lock with the stream's worker ended; yield whether it had one. First, out
+        of the lock (other operations and the leases' renewal go on), its send in flight may
+        finish for up to ``HALT_GRACE_SECS``: the destination's answer is acknowledged, so that
+        batch is not sent again. Meanwhile ``sync`` leaves the stream alone, and a caller
+        cancelled meanwhile leaves the worker to end by itself, still the engine's."""
+        self._halting.add(stream_id)
+        try:
+            entry = self._workers.get(stream_id)
+            if entry is not None:
+                worker, task = entry
+                worker.stop()
+                await asyncio.wait([task], timeout=HALT_GRACE_SECS)
+            async with self._lock:
+                await self._halt(stream_id)
+                yield entry is not None
+        finally:
+            self._halting.discard(stream_id)
+
+    async def _halt(self, stream_id: int) -> None:
+        """Cancel the stream's worker at once (a send in flight is sent again later)."""
         entry = self._workers.pop(stream_id, None)
         if entry is None:
             return
         worker, task = entry
-        worker.stop()
-        if grace_secs > 0:
-            await asyncio.wait([task], timeout=grace_secs)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         self._forget(worker)

@@ -445,6 +445,8 @@ class StreamWorker:
             return SendResult(), rejected
         if isinstance(batch, LogBatch) and self.connector.stable_batches:
             await self._commit(replace(self.stream.position, inflight=batch.upto))
+            if self._stopping:  # stopped while the marker was written: the same batch goes later
+                raise _Stopped
         sending, rows = batch.batch, batch.rows
         tries = _Tries()
         started = time.monotonic()

@@ -22,8 +22,8 @@ from schemas import Kind, Version, dumps
 from streamer.fanout.engine import StreamConflict
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import StreamStatus
-from streamer.log.sqlite import SqliteLog
 from tests.fanout.doubles import Block, Harness, Stored, stream_spec, wait_for
+from tests.log.backends import LogAndStore
 
 USAGE_ONLY, EVENTS_ONLY, BOTH = 1, 2, 3
 RUNNING, PAUSED, ERROR, PENDING = (
@@ -208,7 +208,7 @@ async def test_retryable_errors_then_success_deliver_every_record_once(h: Harnes
     assert h.sample("streamer_records_delivered_total", stream) == 10
 
 
-async def test_a_stream_goes_to_error_when_the_retry_window_closes(log: SqliteLog) -> None:
+async def test_a_stream_goes_to_error_when_the_retry_window_closes(log: LogAndStore) -> None:
     policy = RetryPolicy(window_secs=0.5, base_secs=0.01, cap_secs=0.05)
     h = Harness(log, policy)
     try:
@@ -369,7 +369,7 @@ async def test_restarting_a_paused_stream_is_a_conflict(h: Harness) -> None:
 
 
 async def test_a_service_restart_resumes_what_was_running_from_its_stored_cursor(
-    log: SqliteLog,
+    log: LogAndStore,
 ) -> None:
     first = Harness(log)
     running = await first.create("running")
@@ -497,7 +497,7 @@ async def test_a_pause_lets_the_send_in_flight_finish_and_it_is_not_sent_again(
     assert len(h["s"].attempts) == 2
 
 
-async def test_a_pause_sends_no_batch_that_was_still_filling(log: SqliteLog) -> None:
+async def test_a_pause_sends_no_batch_that_was_still_filling(log: LogAndStore) -> None:
     h = Harness(log, linger_secs=3600.0, max_wait_secs=3600.0)  # the batch waits to fill
     try:
         stream = await h.create("s", size=10)
@@ -533,7 +533,7 @@ async def test_a_pause_cancels_a_send_still_hanging_after_the_grace(
 
 
 async def test_a_pause_during_a_back_off_does_not_wait_for_the_next_try(
-    log: SqliteLog, monkeypatch: pytest.MonkeyPatch
+    log: LogAndStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Neither the back-off (an hour) nor the grace (an hour) holds a pause up: a stream that
     waits for its next try has no send in flight."""
@@ -626,7 +626,7 @@ async def test_new_json_is_the_stored_bytes_unchanged(h: Harness, renders: list[
 
 
 async def test_a_change_is_what_the_engine_and_the_store_keep_while_records_flow(
-    log: SqliteLog,
+    log: LogAndStore,
 ) -> None:
     """The engine writes the definition, the worker only the position: a change the API
     acknowledged is what a read and a restart see, however deliveries interleave with it."""
@@ -637,14 +637,16 @@ async def test_a_change_is_what_the_engine_and_the_store_keep_while_records_flow
         stream = await first.create("s", organisation=1, size=3)
         await first.append(usage=10, organisation=1)
         await wait_for(lambda: len(first["s"].attempts) == 1)  # a send in flight
+        worker = first.fanout._workers[stream][0]
 
         changed = stream_spec("s", size=3, version="old", filters=[]).model_copy(
             update={"organisation": first.state(stream).spec.organisation}
         )
         updating = asyncio.ensure_future(first.fanout.update(stream, changed))
-        await first.wait_saved(stream, lambda s: s.spec == changed)  # stored, then halted
-        gate.release.set()  # the send in flight finishes; then the change applies
+        await wait_for(lambda: worker.stopping)
+        gate.release.set()  # the send in flight finishes; then the change is stored and applies
         await asyncio.wait_for(updating, 10)
+        assert first["s"].cancelled == 0
         await first.append(usage=10, organisation=1)
         await wait_for(lambda: first.state(stream).position.offset == log.last_offset)
         await first.wait_saved(stream, lambda s: s.position.offset == log.last_offset)
@@ -691,7 +693,7 @@ async def test_appends_wake_and_read_only_their_organisations_streams(
 
 
 async def test_a_backlog_goes_in_full_batches_and_a_quiet_log_lets_the_last_one_fill(
-    log: SqliteLog,
+    log: LogAndStore,
 ) -> None:
     h = Harness(log, linger_secs=3600.0, max_wait_secs=3600.0)
     try:
@@ -709,7 +711,7 @@ async def test_a_backlog_goes_in_full_batches_and_a_quiet_log_lets_the_last_one_
         await h.fanout.stop(1.0)
 
 
-async def test_a_partial_batch_goes_once_the_log_is_quiet(log: SqliteLog) -> None:
+async def test_a_partial_batch_goes_once_the_log_is_quiet(log: LogAndStore) -> None:
     # the linger is long enough for the second append to come within it on a loaded machine
     h = Harness(log, linger_secs=0.5, max_wait_secs=3600.0)
     try:
