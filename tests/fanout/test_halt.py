@@ -9,6 +9,9 @@ Driven over the real log and store (SQLite and JetStream) with the connector dou
 from __future__ import annotations
 
 import asyncio
+from asyncio import Task
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -30,17 +33,26 @@ async def _sending(h: Harness, name: str, gate: Block) -> int:
     return stream
 
 
-async def test_the_grace_holds_up_neither_the_store_sync_nor_other_streams(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _under_way(h: Harness, stream: int, operation: Coroutine[Any, Any, None]) -> Task[None]:
+    """``operation`` (a pause, a change …) started, once it told the stream's worker to stop."""
+    worker = h.fanout._workers[stream][0]
+    started = asyncio.ensure_future(operation)
+    await wait_for(lambda: worker.stopping)
+    return started
+
+
+@pytest.fixture
+def long_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module, "HALT_GRACE_SECS", HOUR)
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_the_grace_holds_up_neither_the_store_sync_nor_other_streams(h: Harness) -> None:
     gate = Block()
     slow = await _sending(h, "slow", gate)
     other = await h.create("other")
-    worker = h.fanout._workers[slow][0]
 
-    pausing = asyncio.ensure_future(h.fanout.pause(slow))
-    await wait_for(lambda: worker.stopping)
+    pausing = await _under_way(h, slow, h.fanout.pause(slow))
     await asyncio.wait_for(h.fanout.sync(), 10)  # where leases are renewed
     await asyncio.wait_for(h.fanout.pause(other), 10)
     assert h.state(other).status is StreamStatus.PAUSED
@@ -53,15 +65,11 @@ async def test_the_grace_holds_up_neither_the_store_sync_nor_other_streams(
     assert h["slow"].cancelled == 0
 
 
-async def test_a_pause_whose_caller_is_cancelled_leaves_no_worker_behind(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(engine_module, "HALT_GRACE_SECS", HOUR)
+@pytest.mark.usefixtures("long_grace")
+async def test_a_pause_whose_caller_is_cancelled_leaves_no_worker_behind(h: Harness) -> None:
     gate = Block()
     stream = await _sending(h, "s", gate)
-    worker = h.fanout._workers[stream][0]
-    pausing = asyncio.ensure_future(h.fanout.pause(stream))
-    await wait_for(lambda: worker.stopping)
+    pausing = await _under_way(h, stream, h.fanout.pause(stream))
 
     pausing.cancel()  # a shutdown drains the API before the deliveries
     await asyncio.gather(pausing, return_exceptions=True)
@@ -77,13 +85,11 @@ async def test_a_fatal_answer_during_a_changes_grace_leaves_the_stream_in_error(
 ) -> None:
     gate = Block(then=FatalError("401 Unauthorized: bad key", 401))
     stream = await _sending(h, "s", gate)
-    worker = h.fanout._workers[stream][0]
     changed = stream_spec("s", version="old").model_copy(
         update={"organisation": h.state(stream).spec.organisation}
     )
 
-    updating = asyncio.ensure_future(h.fanout.update(stream, changed))
-    await wait_for(lambda: worker.stopping)
+    updating = await _under_way(h, stream, h.fanout.update(stream, changed))
     gate.release.set()
     await asyncio.wait_for(updating, 10)
 
@@ -113,10 +119,8 @@ async def test_a_stable_batch_stopped_while_its_marker_is_written_is_not_sent(
     (stream,) = await h.restore(("s", 1, {}))
     await h.append(usage=3, organisation=1)
     await asyncio.wait_for(marking.wait(), 10)
-    worker = h.fanout._workers[stream][0]
 
-    pausing = asyncio.ensure_future(h.fanout.pause(stream))
-    await wait_for(lambda: worker.stopping)
+    pausing = await _under_way(h, stream, h.fanout.pause(stream))
     marked.set()
     await asyncio.wait_for(pausing, 10)
 
