@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from streamer.fanout.engine import StreamGone
 from streamer.log.base import LogError
 
 __all__ = ["ApiError", "Handler", "error_middleware", "problem"]
@@ -87,6 +88,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
         return problem(ApiError(exc.status, exc.reason, headers=headers))
+    except StreamGone:  # deleted while the request waited for the stream's operations
+        return problem(ApiError(404, "no such data stream"))
     except LogError as exc:
         _log.warning("the store failed", method=request.method, path=request.path, error=str(exc))
         return problem(ApiError(503, f"{exc}; try again", headers={"Retry-After": "2"}))

@@ -27,6 +27,7 @@ from streamer.api.services import SERVICES
 from streamer.api.streams import READ, WRITE, create, find_stream, json_body, validate_spec
 from streamer.log.base import Stream, StreamStatus
 from streamer.redact import mask_url
+from streamer.spec import StreamSpec
 
 __all__ = ["routes", "v1_item"]
 
@@ -266,16 +267,19 @@ async def _change_event_types(request: web.Request, *, add: bool) -> web.Respons
         raise ApiError(404, "no such event type") from None
     if not 0 <= event_type < 2**63:
         raise ApiError(422, "an event type id is a non-negative 64-bit integer")
-    chosen = _event_types(state)
-    if not add and event_type not in chosen:
+    if not add and event_type not in _event_types(state):
         raise ApiError(404, f"event type {event_type} is not in the stream's filter")
-    chosen = chosen | {event_type} if add else chosen - {event_type}
-    document = state.spec.model_dump(mode="json", by_alias=True)
-    others = [f for f in document["filters"] if f.get("field") != "event_type_id"]
-    filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}] if chosen else others
-    spec = validate_spec({**document, "filters": filters})
+
+    def change(spec: StreamSpec) -> StreamSpec:
+        chosen = set(spec.event_type_ids())
+        chosen = chosen | {event_type} if add else chosen - {event_type}
+        document = spec.model_dump(mode="json", by_alias=True)
+        others = [f for f in document["filters"] if f.get("field") != "event_type_id"]
+        filters = [*others, {"field": "event_type_id", "value": sorted(chosen)}]
+        return validate_spec({**document, "filters": filters if chosen else others})
+
     try:
-        await request.app[SERVICES].fanout.update(state.id, spec)
+        await request.app[SERVICES].fanout.update(state.id, change)
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
     return web.Response(status=204)

@@ -130,9 +130,13 @@ async def patch_stream(request: web.Request) -> web.Response:
     if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
         raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")
     if body:
-        spec = validate_spec({**state.spec.model_dump(mode="json"), **body})
+        validate_spec({**state.spec.model_dump(mode="json"), **body})  # 422 before any wait
+
+        def change(spec: StreamSpec) -> StreamSpec:
+            return validate_spec({**spec.model_dump(mode="json"), **body})
+
         try:
-            await services.fanout.update(state.id, spec)
+            await services.fanout.update(state.id, change)
         except ValueError as exc:
             raise ApiError(422, str(exc)) from None
     if status is not None and status["id"] == StreamStatus.PAUSED:

@@ -51,7 +51,14 @@ from streamer.log.base import (
 from streamer.metrics import Metrics
 from streamer.spec import Ref, StreamSpec
 
-__all__ = ["HALT_GRACE_SECS", "SYNC_SECS", "ConnectorFactory", "Fanout", "StreamConflict"]
+__all__ = [
+    "HALT_GRACE_SECS",
+    "SYNC_SECS",
+    "ConnectorFactory",
+    "Fanout",
+    "StreamConflict",
+    "StreamGone",
+]
 
 ConnectorFactory = Callable[[StreamSpec, int | None], Connector]
 """Builds the connector of a stream from its definition and id (``None``: not stored yet)."""
@@ -78,6 +85,10 @@ class _Alone:
 
 class StreamConflict(Exception):
     """The operation does not fit the stream's status (restarting a paused stream)."""
+
+
+class StreamGone(LookupError):
+    """The stream is not (or no longer) there: deleted, here or through another replica."""
 
 
 class Fanout:
@@ -114,6 +125,8 @@ class Fanout:
         self._seen: dict[int, _Seen] = {}  # each stream as the store had it when last looked
         self._held: set[int] = set()
         self._halting: set[int] = set()  # an operation of this process is stopping them
+        self._operations: dict[int, asyncio.Lock] = {}  # one operation per stream at a time
+        self._closing = False  # stopped: no worker starts any more
 
     async def start(self) -> None:
         """Load every stream and resume the ones that were delivering (no fail fast: a
@@ -232,35 +245,36 @@ class Fanout:
         )
         return stream
 
-    async def update(self, stream_id: int, spec: StreamSpec) -> None:
-        """Replace the stream's definition; a delivering stream picks it up at once."""
-        await self._check(spec)
-        async with self._quiesced(stream_id) as running:
-            stream = self._streams[stream_id]
-            relaunch = running and stream.status in _DELIVERING  # not if it failed meanwhile
-            try:
-                await self._store.define_stream(stream_id, spec)
-            except BaseException:  # refused: the stream goes on as it was
+    async def update(self, stream_id: int, change: Callable[[StreamSpec], StreamSpec]) -> None:
+        """Replace the stream's definition by ``change`` of it (applied once the operations
+        on the stream before this one are done, so none is lost); a delivering stream picks
+        it up at once. ``ValueError`` (nothing changed) if its connector cannot be built."""
+        async with self._operation(stream_id) as stream:
+            spec = change(stream.spec)
+            await self._check(spec)
+            async with self._quiesced(stream_id) as running:
+                relaunch = running and stream.status in _DELIVERING  # not if it failed meanwhile
+                try:
+                    await self._store.define_stream(stream_id, spec)
+                except BaseException:  # refused: the stream goes on as it was
+                    if relaunch:
+                        with contextlib.suppress(ValueError, LogError):
+                            await self._relaunch(stream)
+                    raise
+                stream.spec = spec
+                self._saw(stream)
                 if relaunch:
-                    pending = stream.status is StreamStatus.PENDING
-                    with contextlib.suppress(ValueError, LogError):
-                        await self._launch(stream, fail_fast=pending)
-                raise
-            stream.spec = spec
-            self._saw(stream)
-            if relaunch:
-                await self._launch(stream, fail_fast=False)
+                    await self._relaunch(stream)
         _log.info("stream changed", stream=stream_id)
 
     async def pause(self, stream_id: int) -> None:
-        async with self._quiesced(stream_id):
-            await self._set_status(self._streams[stream_id], StreamStatus.PAUSED)
+        async with self._operation(stream_id) as stream, self._quiesced(stream_id):
+            await self._set_status(stream, StreamStatus.PAUSED)
         _log.info("stream paused", stream=stream_id)
 
     async def resume(self, stream_id: int) -> None:
         """Deliver a paused stream again; ``ValueError`` if its connector cannot be built."""
-        async with self._lock:
-            stream = self._streams[stream_id]
+        async with self._operation(stream_id) as stream, self._lock:
             if stream.status is not StreamStatus.PAUSED or stream_id in self._workers:
                 return
             await self._launch(stream, fail_fast=False)
@@ -269,11 +283,11 @@ class Fanout:
     async def restart(self, stream_id: int) -> None:
         """Take the stream out of Error (or re-initialise it) from its last acknowledged record;
         ``ValueError`` if its connector cannot be built."""
-        async with self._quiesced(stream_id):
-            stream = self._streams[stream_id]
+        async with self._operation(stream_id) as stream:
             if stream.status is StreamStatus.PAUSED:
                 raise StreamConflict("the stream is paused: resume it instead")
-            await self._launch(stream, fail_fast=True)
+            async with self._quiesced(stream_id):
+                await self._launch(stream, fail_fast=True)
         _log.info("stream restarted", stream=stream_id)
 
     async def replay_dead_letters(self, stream_id: int) -> int:
@@ -286,7 +300,7 @@ class Fanout:
         return requeued
 
     async def delete(self, stream_id: int) -> None:
-        async with self._quiesced(stream_id):
+        async with self._operation(stream_id), self._quiesced(stream_id):
             await self._forget_stream(stream_id)
             await self._store.delete_stream(stream_id)
         _log.info("stream deleted", stream=stream_id)
@@ -294,11 +308,14 @@ class Fanout:
     async def _forget_stream(self, stream_id: int) -> None:
         await self._halt(stream_id)
         del self._streams[stream_id]
+        self._operations.pop(stream_id, None)  # one still waiting for it finds the stream gone
         self._seen.pop(stream_id, None)
         self._metrics.forget(str(stream_id))
 
     async def stop(self, deadline_secs: float) -> None:
-        """Let in-flight sends finish within ``deadline_secs``, then cancel what is left."""
+        """Let in-flight sends finish within ``deadline_secs``, then cancel what is left (an
+        operation under way meanwhile starts no worker)."""
+        self._closing = True
         for worker, _ in self._workers.values():
             worker.stop()
         tasks = [task for _, task in self._workers.values()]
@@ -315,9 +332,16 @@ class Fanout:
         """Refuse (``ValueError``) a spec whose connector cannot be built, before storing it."""
         await self._connectors(spec, None).aclose()
 
+    async def _relaunch(self, stream: Stream) -> None:
+        """Start the stream's worker again as it was: Pending (fail fast) until its first
+        batch is acknowledged, or Running."""
+        await self._launch(stream, fail_fast=stream.status is StreamStatus.PENDING)
+
     async def _launch(self, stream: Stream, *, fail_fast: bool) -> None:
         """Start the stream's worker; if its connector cannot be built, put the stream in
-        Error with the reason and raise that ``ValueError``."""
+        Error with the reason and raise that ``ValueError``. Once stopped, start none."""
+        if self._closing:
+            return
         try:
             connector = self._connectors(stream.spec, stream.id)
         except ValueError as exc:
@@ -379,6 +403,19 @@ class Fanout:
                 await worker.connector.aclose()
 
     @contextlib.asynccontextmanager
+    async def _operation(self, stream_id: int) -> AsyncIterator[Stream]:
+        """Wait for the operations on the stream before this one (their grace included); yield
+        the stream, or raise ``StreamGone`` if it is not there."""
+        if stream_id not in self._streams:
+            raise StreamGone(f"no stream {stream_id}")
+        lock = self._operations.setdefault(stream_id, asyncio.Lock())
+        async with lock:
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                raise StreamGone(f"no stream {stream_id}")
+            yield stream
+
+    @contextlib.asynccontextmanager
     async def _quiesced(self, stream_id: int) -> AsyncIterator[bool]:
         """Hold the lock with the stream's worker ended; yield whether it had one. First, out
         of the lock (other operations and the leases' renewal go on), its send in flight may
@@ -393,6 +430,8 @@ class Fanout:
                 worker.stop()
                 await asyncio.wait([task], timeout=HALT_GRACE_SECS)
             async with self._lock:
+                if stream_id not in self._streams:  # deleted through another replica meanwhile
+                    raise StreamGone(f"no stream {stream_id}")
                 await self._halt(stream_id)
                 yield entry is not None
         finally:

@@ -1,6 +1,7 @@
 """A change acknowledged with 202 is what a GET and a restarted service see, even while the
 stream delivers: the engine alone writes a stream's definition and status, its worker only
-its position. A pause lets the request in flight finish, so its records are not sent again."""
+its position. A pause lets the request in flight finish, so its records are not sent again;
+a request that waited meanwhile for a stream since deleted is answered 404."""
 
 from __future__ import annotations
 
@@ -87,5 +88,34 @@ async def test_a_pause_waits_for_the_request_in_flight_and_nothing_is_sent_twice
             await eventually(delivered_all, timeout_secs=30)
             ids = [record["id"] for request in receiver.requests for record in request.json()]
             assert sorted(ids) == list(range(1, 16))  # every record once
+        finally:
+            await service.aclose()
+
+
+async def test_a_delete_retried_while_the_first_waits_for_the_request_in_flight_is_404(
+    tmp_path: Path,
+) -> None:
+    async with Receiver() as receiver:
+        answer_now = asyncio.Event()
+        receiver.script(Reply(hold=answer_now))
+        service = await Service.start(settings(tmp_path))
+        try:
+            stream_id = await service.create(webhook(f"{receiver.url}/hook"))
+            path = f"/api/v2/data_stream/{stream_id}"
+            engine = service.app[SERVICES].fanout
+            await service.ingest("events", [event(1)])
+            await receiver.wait_for_requests(1, timeout_secs=30)
+            worker = engine._workers[stream_id][0]
+
+            first = asyncio.ensure_future(service.call("DELETE", path))
+            await eventually(lambda: worker.stopping or first.done(), timeout_secs=30)
+            retried = asyncio.ensure_future(service.call("DELETE", path))
+            operations = engine._operations[stream_id]
+            await eventually(lambda: bool(operations._waiters), timeout_secs=30)  # it waits
+            answer_now.set()
+
+            answers = await asyncio.wait_for(asyncio.gather(first, retried), 30)
+            assert [answer.status for answer in answers] == [202, 404], answers[1].text
+            assert answers[1].is_error(404, "not_found")
         finally:
             await service.aclose()

@@ -17,6 +17,8 @@ import pytest
 
 import streamer.fanout.engine as engine_module
 from connectors.base import FatalError
+from schemas import Version
+from streamer.fanout.engine import StreamGone
 from streamer.log.base import LogError, Position, StreamStatus
 from streamer.spec import StreamSpec
 from tests.fanout.doubles import Block, FakeConnector, Harness, stream_spec, wait_for
@@ -89,7 +91,7 @@ async def test_a_fatal_answer_during_a_changes_grace_leaves_the_stream_in_error(
         update={"organisation": h.state(stream).spec.organisation}
     )
 
-    updating = await _under_way(h, stream, h.fanout.update(stream, changed))
+    updating = await _under_way(h, stream, h.fanout.update(stream, lambda _: changed))
     gate.release.set()
     await asyncio.wait_for(updating, 10)
 
@@ -144,10 +146,100 @@ async def test_a_change_the_store_refuses_leaves_the_stream_delivering_as_it_was
 
     monkeypatch.setattr(h.log, "define_stream", refused)
     with pytest.raises(LogError):
-        await h.fanout.update(stream, stream_spec("s", version="old"))
+        await h.fanout.update(stream, lambda _: stream_spec("s", version="old"))
 
     assert h.state(stream).spec == before
     assert h.state(stream).status is StreamStatus.RUNNING
     await h.append(usage=3, organisation=1)
     await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
     assert h["s"].offsets == h.offsets(lambda stored: stored.organisation == 1)
+
+
+# -- operations that overlap on one stream: one after the other, none lost ------------------
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_a_resume_during_a_pauses_grace_comes_after_it(h: Harness) -> None:
+    gate = Block()
+    stream = await _sending(h, "s", gate)
+    pausing = await _under_way(h, stream, h.fanout.pause(stream))
+
+    resuming = asyncio.ensure_future(h.fanout.resume(stream))
+    gate.release.set()
+    await asyncio.wait_for(asyncio.gather(pausing, resuming), 10)
+
+    assert h.state(stream).status is StreamStatus.RUNNING
+    assert stream in h.fanout._workers
+    await h.append(usage=2, organisation=1)
+    await wait_for(lambda: h.state(stream).position.offset == h.log.last_offset)
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_two_changes_during_a_grace_are_both_kept(h: Harness) -> None:
+    gate = Block()
+    stream = await _sending(h, "s", gate)
+    old = await _under_way(
+        h,
+        stream,
+        h.fanout.update(
+            stream, lambda spec: spec.model_copy(update={"format_version": Version.OLD})
+        ),
+    )
+    renamed = asyncio.ensure_future(
+        h.fanout.update(stream, lambda spec: spec.model_copy(update={"name": "renamed"}))
+    )
+    gate.release.set()
+    await asyncio.wait_for(asyncio.gather(old, renamed), 10)
+
+    for spec in (h.state(stream).spec, (await h.saved(stream)).spec):
+        assert (spec.format_version, spec.name) == (Version.OLD, "renamed")
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_an_operation_waiting_on_a_deleted_stream_finds_it_gone(h: Harness) -> None:
+    gate = Block()
+    stream = await _sending(h, "s", gate)
+    deleting = await _under_way(h, stream, h.fanout.delete(stream))
+
+    again = asyncio.ensure_future(h.fanout.delete(stream))  # a client's retry
+    pausing = asyncio.ensure_future(h.fanout.pause(stream))
+    gate.release.set()
+    await asyncio.wait_for(deleting, 10)
+
+    for late in (again, pausing):
+        with pytest.raises(StreamGone):
+            await asyncio.wait_for(late, 10)
+    assert h.fanout.get(stream) is None
+    assert h.fanout._operations == {}
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_a_stream_deleted_elsewhere_during_a_grace_is_gone_for_the_operation(
+    h: Harness,
+) -> None:
+    gate = Block()
+    stream = await _sending(h, "s", gate)
+    updating = await _under_way(h, stream, h.fanout.update(stream, lambda spec: spec))
+
+    await h.log.delete_stream(stream)  # as another replica would
+    await asyncio.wait_for(h.fanout.sync(), 10)
+
+    with pytest.raises(StreamGone):
+        await asyncio.wait_for(updating, 10)
+    assert h.fanout.get(stream) is None
+    assert stream not in h.fanout._workers
+    assert h["s"].unclosed_senders == []
+
+
+@pytest.mark.usefixtures("long_grace")
+async def test_a_shutdown_during_a_changes_grace_leaves_no_worker_running(h: Harness) -> None:
+    gate = Block()
+    stream = await _sending(h, "s", gate)
+    updating = await _under_way(h, stream, h.fanout.update(stream, lambda spec: spec))
+
+    stopping = asyncio.ensure_future(h.fanout.stop(10.0))
+    gate.release.set()
+    await asyncio.wait_for(asyncio.gather(updating, stopping), 20)
+
+    assert h.fanout._workers == {}
+    assert h["s"].unclosed_senders == []

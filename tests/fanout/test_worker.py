@@ -642,7 +642,7 @@ async def test_a_change_is_what_the_engine_and_the_store_keep_while_records_flow
         changed = stream_spec("s", size=3, version="old", filters=[]).model_copy(
             update={"organisation": first.state(stream).spec.organisation}
         )
-        updating = asyncio.ensure_future(first.fanout.update(stream, changed))
+        updating = asyncio.ensure_future(first.fanout.update(stream, lambda _: changed))
         await wait_for(lambda: worker.stopping)
         gate.release.set()  # the send in flight finishes; then the change is stored and applies
         await asyncio.wait_for(updating, 10)
