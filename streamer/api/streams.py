@@ -130,7 +130,6 @@ async def patch_stream(request: web.Request) -> web.Response:
     if status is not None and (not isinstance(status, dict) or status.get("id") not in (1, 2)):
         raise ApiError(422, "status must be {'id': 1} (resume) or {'id': 2} (pause)")
     if body:
-        validate_spec({**state.spec.model_dump(mode="json"), **body})  # 422 before any wait
 
         def change(spec: StreamSpec) -> StreamSpec:
             return validate_spec({**spec.model_dump(mode="json"), **body})

@@ -124,7 +124,6 @@ class Fanout:
         self._lock = asyncio.Lock()
         self._seen: dict[int, _Seen] = {}  # each stream as the store had it when last looked
         self._held: set[int] = set()
-        self._halting: set[int] = set()  # an operation of this process is stopping them
         self._operations: dict[int, asyncio.Lock] = {}  # one operation per stream at a time
         self._closing = False  # stopped: no worker starts any more
 
@@ -164,8 +163,9 @@ class Fanout:
     async def _follow(self, stored: Stream, *, held: bool) -> None:
         """Bring the stream in line with the store: stop it if it is no longer this process's
         to deliver (or was redefined), start it if it is and has no worker. A stream an
-        operation of this process is stopping is left to that operation."""
-        if stored.id in self._halting:
+        operation of this process is under way on is left to that operation."""
+        operation = self._operations.get(stored.id)
+        if operation is not None and operation.locked():
             return
         seen: _Seen = (stored.spec, stored.status, stored.error)
         changed = self._seen.get(stored.id) != seen
@@ -406,36 +406,34 @@ class Fanout:
     async def _operation(self, stream_id: int) -> AsyncIterator[Stream]:
         """Wait for the operations on the stream before this one (their grace included); yield
         the stream, or raise ``StreamGone`` if it is not there."""
-        if stream_id not in self._streams:
-            raise StreamGone(f"no stream {stream_id}")
-        lock = self._operations.setdefault(stream_id, asyncio.Lock())
-        async with lock:
-            stream = self._streams.get(stream_id)
-            if stream is None:
-                raise StreamGone(f"no stream {stream_id}")
-            yield stream
+        self._existing(stream_id)
+        async with self._operations.setdefault(stream_id, asyncio.Lock()):
+            yield self._existing(stream_id)
 
     @contextlib.asynccontextmanager
     async def _quiesced(self, stream_id: int) -> AsyncIterator[bool]:
         """Hold the lock with the stream's worker ended; yield whether it had one. First, out
         of the lock (other operations and the leases' renewal go on), its send in flight may
         finish for up to ``HALT_GRACE_SECS``: the destination's answer is acknowledged, so that
-        batch is not sent again. Meanwhile ``sync`` leaves the stream alone, and a caller
-        cancelled meanwhile leaves the worker to end by itself, still the engine's."""
-        self._halting.add(stream_id)
-        try:
-            entry = self._workers.get(stream_id)
-            if entry is not None:
-                worker, task = entry
-                worker.stop()
-                await asyncio.wait([task], timeout=HALT_GRACE_SECS)
-            async with self._lock:
-                if stream_id not in self._streams:  # deleted through another replica meanwhile
-                    raise StreamGone(f"no stream {stream_id}")
-                await self._halt(stream_id)
-                yield entry is not None
-        finally:
-            self._halting.discard(stream_id)
+        batch is not sent again. Only within ``_operation``: ``sync`` then leaves the stream
+        alone, and a caller cancelled meanwhile leaves the worker to end by itself, still the
+        engine's."""
+        entry = self._workers.get(stream_id)
+        if entry is not None:
+            worker, task = entry
+            worker.stop()
+            await asyncio.wait([task], timeout=HALT_GRACE_SECS)
+        async with self._lock:
+            self._existing(stream_id)  # deleted through another replica meanwhile?
+            await self._halt(stream_id)
+            yield entry is not None
+
+    def _existing(self, stream_id: int) -> Stream:
+        """The stream, or ``StreamGone``."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise StreamGone(f"no stream {stream_id}")
+        return stream
 
     async def _halt(self, stream_id: int) -> None:
         """Cancel the stream's worker at once (a send in flight is sent again later)."""
