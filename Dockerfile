@@ -1,17 +1,20 @@
 # syntax=docker/dockerfile:1
 # streamer's image: `docker build -t streamer .` then `docker run -e STREAMER_BOOTSTRAP_TOKEN=…
 # -p 8080:8080 -v streamer-data:/var/lib/streamer streamer`. Two stages: the first installs the
-# service and its dependencies (the exact versions in constraints.txt) into a virtualenv, the
-# second copies only that virtualenv onto a clean base and runs it as an unprivileged user.
+# service and its dependencies (the exact versions in constraints.txt) into a virtualenv,
+# compiling the format layer's C part, the second copies only that virtualenv onto a clean slim
+# base and runs it as an unprivileged user. The build stage is the full image of the same Python
+# and Debian release (it has the C compiler), so what it compiles runs on the slim one.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
+ARG BUILD_IMAGE=python:3.11.14-trixie
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CONSTRAINT=/src/constraints.txt
 WORKDIR /src
 RUN python -m venv /opt/streamer
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY schemas ./schemas
 COPY connectors ./connectors
 COPY streamer ./streamer

@@ -8,10 +8,11 @@ INSTALLED := $(VENV)/.installed
 
 check: fmt lint types imports test
 
-# The venv is made (or brought up to date) whenever pyproject.toml or constraints.txt changes.
+# The venv is made (or brought up to date, the C part of the format layer compiled again)
+# whenever pyproject.toml, setup.py, constraints.txt or that C source changes.
 venv: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml constraints.txt
+$(INSTALLED): pyproject.toml setup.py constraints.txt schemas/_canonical.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from schemas.decode import loads_stored
 from schemas.kinds import Kind, Record, Shape, Version
 from schemas.timestamps import legacy_timestamp
 
-__all__ = ["ascii_only", "dumps", "render", "to_json"]
+__all__ = ["ascii_only", "dumps", "dumps_stored", "render", "to_json"]
 
 _SPACES = bytes(0x20 if byte >= 0xC0 else byte for byte in range(256))
 _CONTINUATIONS = bytes(range(0x80, 0xC0))
@@ -46,6 +47,14 @@ def dumps(record: Record, kind: Kind, version: Version, shape: Shape = Shape.FUL
     # the text replaces them in every string.
     spaced = _spaced_values(data)
     return to_json(ascii_only(out)) if spaced is None else spaced
+
+
+def dumps_stored(body: bytes, kind: Kind, version: Version, shape: Shape = Shape.FULL) -> bytes:
+    """A record's canonical bytes (as stored) written as ``version``: ``new`` is those bytes
+    (in both shapes)."""
+    if version is Version.NEW:
+        return body
+    return dumps(loads_stored(body), kind, version, shape)  # integers of any length exact
 
 
 def _render(record: Record, kind: Kind, version: Version, shape: Shape) -> Record:

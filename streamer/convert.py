@@ -16,16 +16,17 @@ from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
 from schemas import (
+    Canonical,
     Kind,
-    Record,
     RecordError,
     Shape,
     Version,
+    canonical_json,
+    canonical_kind,
+    canonical_record,
     csv_header,
-    csv_row,
-    detect_kind,
-    dumps,
-    parse_json,
+    csv_row_stored,
+    dumps_stored,
     read_csv,
 )
 
@@ -61,10 +62,10 @@ def convert(
                 for record in records:  # the common case: one loop, no layer between
                     if isinstance(record, RecordError):
                         raise record
-                    record_kind = detect_kind(record)
+                    record_kind = canonical_kind(record)
                     if kind is None or record_kind is kind:
                         try:
-                            write(dumps(record, record_kind, version, shape) + b"\n")
+                            write(dumps_stored(record[0], record_kind, version, shape) + b"\n")
                         except OSError as exc:
                             raise _Unwritten(exc) from None
                         written += 1
@@ -81,7 +82,7 @@ class _Unwritten(Exception):
 
 
 def _to_csv(
-    records: Iterator[tuple[str, int, Record]],
+    records: Iterator[tuple[str, int, Canonical]],
     output: BinaryIO,
     version: Version,
     kind: Kind | None,
@@ -89,7 +90,7 @@ def _to_csv(
     written = 0
     csv_kind: Kind | None = None
     for name, index, record in records:
-        record_kind = detect_kind(record)
+        record_kind = canonical_kind(record)
         if kind is not None and record_kind is not kind:
             continue
         if csv_kind is None:
@@ -100,13 +101,14 @@ def _to_csv(
                 f"{_label(name)}: record {index}: is {record_kind.article} record in a file"
                 f" of {csv_kind} records; a CSV file holds one kind: choose it with --kind"
             )
-        output.write(csv_row(record, record_kind, version).encode())
+        output.write(csv_row_stored(record[0], record_kind, version).encode())
         written += 1
     return written
 
 
-def read_inputs(inputs: Sequence[str]) -> Iterator[tuple[str, int, Record]]:
-    """Every record of ``inputs`` ("-" or none: standard input) as (input, position, record).
+def read_inputs(inputs: Sequence[str]) -> Iterator[tuple[str, int, Canonical]]:
+    """Every record of ``inputs`` ("-" or none: standard input) as (input, position, record),
+    the record in its canonical form (``schemas.Canonical``).
 
     Raises ``ConvertError`` naming the input, the record's position and the field at fault
     for the first record that cannot be read."""
@@ -119,7 +121,7 @@ def read_inputs(inputs: Sequence[str]) -> Iterator[tuple[str, int, Record]]:
 
 
 @contextmanager
-def _reading(name: str) -> Iterator[Iterator[Record | RecordError]]:
+def _reading(name: str) -> Iterator[Iterator[Canonical | RecordError]]:
     """The records of input ``name``, an unreadable one as its error (for the reader to raise);
     an error raised while reading becomes a ``ConvertError`` naming the input."""
     with ExitStack() as stack:
@@ -132,18 +134,18 @@ def _reading(name: str) -> Iterator[Iterator[Record | RecordError]]:
             raise ConvertError(f"{_label(name)}: cannot read: {exc}") from None
 
 
-def _records(stream: BinaryIO) -> Iterator[Record | RecordError]:
+def _records(stream: BinaryIO) -> Iterator[Canonical | RecordError]:
     lines = iter(stream)
     first = next((line for line in lines if line.strip()), b"")
     lines = itertools.chain([first], lines)
     if first.lstrip()[:1] in (b"{", b"["):
-        return parse_json(lines)
+        return canonical_json(lines)
     return _csv_records(lines)
 
 
-def _csv_records(lines: Iterator[bytes]) -> Iterator[Record]:
+def _csv_records(lines: Iterator[bytes]) -> Iterator[Canonical]:
     try:
-        yield from read_csv(line.decode() for line in lines)
+        yield from map(canonical_record, read_csv(line.decode() for line in lines))
     except UnicodeDecodeError:
         raise RecordError("$", "the CSV file is not valid UTF-8") from None
 

@@ -17,8 +17,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
-from schemas import Kind, RecordError, Version, parse_json
-from schemas.render import to_json
+from schemas import Kind, RecordError, Version, canonical_json
 from streamer.log.base import Entry
 from streamer.workers import Workers, WorkersUnavailable
 
@@ -72,7 +71,8 @@ def read_body(
     read = ReadBody(kind)
     bodies = read.bodies
     organisations = read.organisations
-    for index, item in enumerate(parse_json(body.splitlines(), kind, version)):
+    event_types, alerts = read.event_types, read.alerts
+    for index, item in enumerate(canonical_json(body.splitlines(), kind, version)):
         if isinstance(item, RecordError):
             read.error_count += 1
             if len(read.errors) < MAX_LISTED_ERRORS:
@@ -80,15 +80,14 @@ def read_body(
                     {"index": item.index, "field": item.field, "message": item.message}
                 )
             continue
-        owner = item["organisation"]["id"]
+        canonical, _, owner, event_type, alert = item
         if organisation is not None and owner != organisation:
             read.foreign.append(index)
+        bodies.append(canonical)
         organisations.append(owner)
         if kind is Kind.EVENT:
-            alert = item.get("alert")
-            read.event_types.append(item["event_type"]["id"])
-            read.alerts.append(-1 if alert is None else int(alert))
-        bodies.append(to_json(item))
+            event_types.append(event_type)
+            alerts.append(alert)
     return read
 
 

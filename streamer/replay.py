@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 
-from schemas import Kind, Record, Version, detect_kind, dumps
+from schemas import Kind, Version, canonical_kind, dumps
 from streamer.client import IngestClient, Progress
 from streamer.convert import read_inputs
 from streamer.simulate import Fleet
@@ -23,7 +23,7 @@ _ROUTE = {Kind.EVENT: "events", Kind.USAGE: "usage"}
 
 async def replay(files: Sequence[str], url: str, token: str, batch: int = 500) -> int:
     """Send every record of ``files``; return how many the service stored."""
-    records = (record for _, _, record in read_inputs(files))
+    records = ((canonical_kind(record), record[0]) for _, _, record in read_inputs(files))
     return await IngestClient(url, token).post_all(_batches(records, batch), Progress("replayed"))
 
 
@@ -43,11 +43,12 @@ async def simulate(
     fleet = Fleet(seed=seed, organisations=organisations)
     make = {Kind.EVENT: fleet.event, Kind.USAGE: fleet.usage}
 
-    async def paced() -> AsyncIterator[Record]:
+    async def paced() -> AsyncIterator[tuple[Kind, bytes]]:
         started = time.monotonic()
         sent = 0
         while count is None or sent < count:
-            yield make[kinds[sent % len(kinds)]]()
+            kind = kinds[sent % len(kinds)]
+            yield kind, dumps(make[kind](), kind, Version.NEW)
             sent += 1
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0.01:
@@ -60,13 +61,13 @@ async def simulate(
 
 
 async def _batches(
-    records: Iterable[Record] | AsyncIterator[Record], size: int
+    records: Iterable[tuple[Kind, bytes]] | AsyncIterator[tuple[Kind, bytes]], size: int
 ) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Canonical records, as (kind, bytes), in requests of ``size`` records of one kind."""
     pending: dict[Kind, list[bytes]] = {Kind.EVENT: [], Kind.USAGE: []}
-    async for record in _aiter(records):
-        kind = detect_kind(record)
+    async for kind, body in _aiter(records):
         lines = pending[kind]
-        lines.append(dumps(record, kind, Version.NEW))
+        lines.append(body)
         if len(lines) >= size:
             yield _ROUTE[kind], lines
             pending[kind] = []
@@ -75,7 +76,9 @@ async def _batches(
             yield _ROUTE[kind], lines
 
 
-async def _aiter(records: Iterable[Record] | AsyncIterator[Record]) -> AsyncIterator[Record]:
+async def _aiter(
+    records: Iterable[tuple[Kind, bytes]] | AsyncIterator[tuple[Kind, bytes]],
+) -> AsyncIterator[tuple[Kind, bytes]]:
     if isinstance(records, AsyncIterator):
         async for record in records:
             yield record

@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from connectors.base import Form, Rendering
-from schemas import Kind, Shape, Version, csv_row_stored, dumps, loads_stored
+from schemas import Kind, Shape, Version, csv_row_stored, dumps_stored
 from streamer.log.base import Log, Row
 
 __all__ = ["Lane", "Page", "Pages", "Unrenderable", "render_payload"]
@@ -46,8 +46,7 @@ def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
     try:
         if rendering.form is Form.CSV:
             return csv_row_stored(body, kind, rendering.version).encode()
-        record = loads_stored(body)  # exact: an integer beyond 64 bits stays that integer
-        return dumps(record, kind, rendering.version, rendering.shape)
+        return dumps_stored(body, kind, rendering.version, rendering.shape)
     except Exception as exc:  # RecursionError, TypeError …: a renderer's bug, for this record
         raise Unrenderable(
             f"the record cannot be rendered as {_described(rendering)}: {type(exc).__name__}: {exc}"

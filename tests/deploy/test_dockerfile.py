@@ -52,12 +52,15 @@ def test_hadolint_is_really_linting(tmp_path: Path) -> None:
         assert rule in result.stdout
 
 
-def test_the_base_image_is_pinned_and_the_build_has_two_stages() -> None:
+def test_the_base_images_are_pinned_and_the_build_has_two_stages() -> None:
     found = instructions()
-    [base] = [rest.partition("=")[2] for word, rest in found if word == "ARG"]
+    images = dict(rest.partition("=")[::2] for word, rest in found if word == "ARG")
+    base, build = images["PYTHON_IMAGE"], images["BUILD_IMAGE"]
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    # the C part is compiled on the full image of the same Python and Debian release
+    assert build == base.replace("-slim", ""), build
     stages = [rest for word, rest in found if word == "FROM"]
-    assert stages == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
+    assert stages == ["${BUILD_IMAGE} AS build", "${PYTHON_IMAGE}"]
     copies = [rest for word, rest in found if word == "COPY"]
     assert "--from=build /opt/streamer /opt/streamer" in copies
 
@@ -67,7 +70,7 @@ def test_the_dependencies_are_the_pinned_ones() -> None:
     env = " ".join(rest for word, rest in found if word == "ENV")
     assert "PIP_CONSTRAINT=/src/constraints.txt" in env
     copied = [shlex.split(rest)[:-1] for word, rest in found if word == "COPY"]
-    assert ["pyproject.toml", "constraints.txt", "README.md"] in copied
+    assert ["pyproject.toml", "setup.py", "constraints.txt", "README.md"] in copied
 
 
 def test_it_runs_unprivileged_and_checks_its_own_health() -> None:

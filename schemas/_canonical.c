@@ -1,0 +1,1193 @@
+/* One pass over a record's JSON bytes: bounds, reading, type checks, normalisation and the
+ * canonical bytes, for the records producers send every day (FORMATS.md §2–§3).
+ *
+ * ``canonical(raw, usage, want)`` returns ``(body, usage, organisation, event_type, alert)``
+ * or None.
+ * None means "not mine to judge": the record holds something this pass does not take (an
+ * escape in a string, a number orjson would write differently, a duplicate key, a timestamp
+ * with an offset, any error, ...) and schemas.parse, the reference, reads it instead, giving
+ * the same bytes or the error. So every rule here must be at least as strict as the
+ * reference's, and for what it takes, write exactly what the reference writes (compact JSON as
+ * orjson writes it, keys in the producer's order, converted values in place, appended ones at
+ * the end of their object). tests/schemas/test_canonical.py holds the two to the same bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_INTEGER_DIGITS 100
+#define MAX_KEYS 64
+
+enum { OK = 0, DECLINE = 1, NOMEM = -1 };
+
+enum {
+    T_ANY,        /* any JSON value, kept */
+    T_DROP,       /* any JSON value, left out (a usage record's ``keen``) */
+    T_DECLINE,    /* a key that makes the record not this pass's (``event_type`` in usage) */
+    T_ID64,       /* an integer in 64 bits */
+    T_INT,        /* an integer */
+    T_INT_NULL,   /* an integer or null */
+    T_STR_NULL,   /* a string or null */
+    T_DIGITS,     /* a string, a non-negative integer (written as its digits) or null */
+    T_NUMBER,     /* an integer, a finite number or null */
+    T_STAMP,      /* a timestamp */
+    T_STAMP_NULL, /* a timestamp or null */
+    T_ALERT,      /* true, false, 0, 1 (written as false, true) or null */
+    T_OBJ,        /* an object of ``inner`` */
+    T_OBJ_NULL,   /* an object of ``inner`` or null */
+    T_NAME,       /* ``name`` of {id, name}: becomes ``description`` at the end, unless given */
+};
+
+enum { R_NONE, R_ORGANISATION, R_EVENT_TYPE, R_ALERT, R_MAIN_STAMP };
+
+typedef struct Struct Struct;
+
+typedef struct {
+    const char *name;
+    int type;
+    const Struct *inner;
+    int route;
+} Field;
+
+struct Struct {
+    const Field *fields;
+    int count;
+    const char *const *appended; /* fields written as null at the end when absent */
+    int description;             /* index of ``description`` when ``name`` is renamed, or -1 */
+};
+
+#define FIELDS(array) array, (int)(sizeof(array) / sizeof(array[0]))
+
+static const Field identified_fields[] = {{"id", T_INT_NULL, NULL, 0}};
+static const Struct Identified = {FIELDS(identified_fields), NULL, -1};
+
+static const Field described_fields[] = {
+    {"id", T_INT, NULL, 0},
+    {"description", T_STR_NULL, NULL, 0},
+};
+static const Struct Described = {FIELDS(described_fields), NULL, -1};
+
+static const Field event_type_fields[] = {
+    {"id", T_ID64, NULL, R_EVENT_TYPE},
+    {"description", T_STR_NULL, NULL, 0},
+};
+static const Struct EventType = {FIELDS(event_type_fields), NULL, -1};
+
+static const Field renamed_fields[] = {
+    {"id", T_INT, NULL, 0},
+    {"description", T_STR_NULL, NULL, 0},
+    {"name", T_NAME, NULL, 0},
+};
+static const Struct Renamed = {FIELDS(renamed_fields), NULL, 1};
+
+static const Field organisation_fields[] = {{"id", T_ID64, NULL, R_ORGANISATION}};
+static const Struct Organisation = {FIELDS(organisation_fields), NULL, -1};
+
+static const Field sim_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"iccid", T_DIGITS, NULL, 0},
+    {"msisdn", T_DIGITS, NULL, 0},
+    {"production_date", T_STAMP_NULL, NULL, 0},
+};
+static const Struct Sim = {FIELDS(sim_fields), NULL, -1};
+
+static const Field event_endpoint_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"imei", T_DIGITS, NULL, 0},
+};
+static const Struct EventEndpoint = {FIELDS(event_endpoint_fields), NULL, -1};
+
+static const Field imsi_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"imsi", T_DIGITS, NULL, 0},
+    {"import_date", T_STAMP_NULL, NULL, 0},
+};
+static const Struct Imsi = {FIELDS(imsi_fields), NULL, -1};
+
+static const char *const event_appended[] = {"endpoint", "sim", "imsi", "user", "detail", NULL};
+static const Field event_fields[] = {
+    {"id", T_ID64, NULL, 0},
+    {"timestamp", T_STAMP, NULL, R_MAIN_STAMP},
+    {"event_type", T_OBJ, &EventType, 0},
+    {"event_severity", T_OBJ_NULL, &Described, 0},
+    {"event_source", T_OBJ_NULL, &Renamed, 0},
+    {"organisation", T_OBJ, &Organisation, 0},
+    {"alert", T_ALERT, NULL, R_ALERT},
+    {"description", T_STR_NULL, NULL, 0},
+    {"endpoint", T_OBJ_NULL, &EventEndpoint, 0},
+    {"sim", T_OBJ_NULL, &Sim, 0},
+    {"imsi", T_OBJ_NULL, &Imsi, 0},
+    {"user", T_OBJ_NULL, &Identified, 0},
+    {"detail", T_ANY, NULL, 0},
+};
+static const Struct Event = {FIELDS(event_fields), event_appended, -1};
+
+static const Field volume_fields[] = {
+    {"total", T_NUMBER, NULL, 0},
+    {"rx", T_NUMBER, NULL, 0},
+    {"tx", T_NUMBER, NULL, 0},
+};
+static const Struct Volume = {FIELDS(volume_fields), NULL, -1};
+
+static const Field operator_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"country", T_OBJ_NULL, &Identified, 0},
+};
+static const Struct Operator = {FIELDS(operator_fields), NULL, -1};
+
+static const Field tariff_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"ratezone", T_OBJ_NULL, &Identified, 0},
+};
+static const Struct Tariff = {FIELDS(tariff_fields), NULL, -1};
+
+static const char *const balance_appended[] = {"expiry_date", NULL};
+static const Field balance_fields[] = {
+    {"amount", T_NUMBER, NULL, 0},
+    {"last_updated", T_STAMP_NULL, NULL, 0},
+    {"expiry_date", T_STAMP_NULL, NULL, 0},
+    {"currency", T_OBJ_NULL, &Identified, 0},
+};
+static const Struct Balance = {FIELDS(balance_fields), balance_appended, -1};
+
+static const char *const usage_endpoint_appended[] = {"balance", NULL};
+static const Field usage_endpoint_fields[] = {
+    {"id", T_INT_NULL, NULL, 0},
+    {"imei", T_DIGITS, NULL, 0},
+    {"balance", T_OBJ_NULL, &Balance, 0},
+};
+static const Struct UsageEndpoint = {FIELDS(usage_endpoint_fields), usage_endpoint_appended, -1};
+
+static const char *const usage_appended[] = {"endpoint", "sim", "imsi", "imsi_id", NULL};
+static const Field usage_fields[] = {
+    {"id", T_ID64, NULL, 0},
+    {"start_timestamp", T_STAMP, NULL, R_MAIN_STAMP},
+    {"end_timestamp", T_STAMP, NULL, 0},
+    {"cost", T_NUMBER, NULL, 0},
+    {"volume", T_OBJ, &Volume, 0},
+    {"traffic_type", T_OBJ, &Renamed, 0},
+    {"organisation", T_OBJ, &Organisation, 0},
+    {"currency", T_OBJ_NULL, &Identified, 0},
+    {"operator", T_OBJ_NULL, &Operator, 0},
+    {"tariff", T_OBJ_NULL, &Tariff, 0},
+    {"endpoint", T_OBJ_NULL, &UsageEndpoint, 0},
+    {"sim", T_OBJ_NULL, &Sim, 0},
+    {"imsi", T_DIGITS, NULL, 0},
+    {"imsi_id", T_INT_NULL, NULL, 0},
+    {"keen", T_DROP, NULL, 0},
+    {"event_type", T_DECLINE, NULL, 0},
+};
+static const Struct Usage = {FIELDS(usage_fields), usage_appended, -1};
+
+/* Fields a struct requires: present and not null (msgspec's ``required``, and null is no
+ * value of their types). */
+static int
+required(int type)
+{
+    return type == T_ID64 || type == T_INT || type == T_STAMP || type == T_OBJ;
+}
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    char *out;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    long long id;
+    long long organisation;
+    long long event_type;
+    int alert;
+    int legacy; /* the main timestamp is written the old/migrated way */
+    int wide;   /* an integer beyond 64 bits is written */
+    int odd;    /* a float is written where orjson's form and Python's differ */
+} Scan;
+
+static char *buffer;
+static Py_ssize_t buffer_cap;
+
+static int
+reserve(Scan *s, Py_ssize_t more)
+{
+    if (s->len + more <= s->cap) {
+        return OK;
+    }
+    Py_ssize_t cap = (s->len + more) * 2;
+    char *grown = PyMem_Realloc(s->out, cap);
+    if (grown == NULL) {
+        return NOMEM;
+    }
+    s->out = buffer = grown;
+    s->cap = buffer_cap = cap;
+    return OK;
+}
+
+static int
+put(Scan *s, const void *bytes, Py_ssize_t n)
+{
+    if (reserve(s, n) != OK) {
+        return NOMEM;
+    }
+    memcpy(s->out + s->len, bytes, n);
+    s->len += n;
+    return OK;
+}
+
+#define PUT(s, literal) put(s, literal, sizeof(literal) - 1)
+#define TRY(call)             \
+    do {                      \
+        int status_ = (call); \
+        if (status_ != OK) {  \
+            return status_;   \
+        }                     \
+    } while (0)
+
+static void
+skip_space(Scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) {
+        s->p++;
+    }
+}
+
+static int
+at(Scan *s, unsigned char c)
+{
+    return s->p < s->end && *s->p == c;
+}
+
+/* The length of the UTF-8 sequence at ``p`` (strict, as Python decodes: no overlong forms,
+ * no surrogates, nothing beyond U+10FFFF), or 0. */
+static int
+utf8_length(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    int n;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) {
+            low = 0xA0;
+        }
+        else if (c == 0xED) {
+            high = 0x9F;
+        }
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) {
+            low = 0x90;
+        }
+        else if (c == 0xF4) {
+            high = 0x8F;
+        }
+    }
+    else {
+        return 0;
+    }
+    if (end - p < n || p[1] < low || p[1] > high) {
+        return 0;
+    }
+    for (int i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* A string without escapes or control characters, in valid UTF-8: its bytes, quotes
+ * included, are what orjson writes for it. ``s->p`` is at the opening quote. */
+static int
+string_span(Scan *s, const unsigned char **start, Py_ssize_t *length)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+    for (;;) {
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+            p++;
+        }
+        if (p >= end || *p < 0x20 || *p == '\\') {
+            return DECLINE;
+        }
+        if (*p == '"') {
+            break;
+        }
+        int n = utf8_length(p, end);
+        if (n == 0) {
+            return DECLINE;
+        }
+        p += n;
+    }
+    *start = s->p;
+    *length = p + 1 - s->p;
+    s->p = p + 1;
+    return OK;
+}
+
+static int
+hex_value(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 4) {
+        return -1;
+    }
+    int value = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (v < 0) {
+            return -1;
+        }
+        value = value * 16 + v;
+    }
+    return value;
+}
+
+/* A character as orjson writes it in a string: ``"``, ``\`` and controls escaped (the short
+ * forms where JSON has one, ``\u00xx`` otherwise), everything else as UTF-8. */
+static int
+put_char(Scan *s, long c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[6];
+    int n;
+    if (c == '"' || c == '\\') {
+        text[0] = '\\';
+        text[1] = (char)c;
+        n = 2;
+    }
+    else if (c < 0x20) {
+        const char *shorts = strchr("\bb\tt\nn\ff\rr", (int)c);
+        if (c != 0 && shorts != NULL) {
+            text[0] = '\\';
+            text[1] = shorts[1];
+            n = 2;
+        }
+        else {
+            memcpy(text, "\\u00", 4);
+            text[4] = hex[c >> 4];
+            text[5] = hex[c & 15];
+            n = 6;
+        }
+    }
+    else if (c < 0x80) {
+        text[0] = (char)c;
+        n = 1;
+    }
+    else if (c < 0x800) {
+        text[0] = (char)(0xC0 | (c >> 6));
+        text[1] = (char)(0x80 | (c & 63));
+        n = 2;
+    }
+    else if (c < 0x10000) {
+        text[0] = (char)(0xE0 | (c >> 12));
+        text[1] = (char)(0x80 | ((c >> 6) & 63));
+        text[2] = (char)(0x80 | (c & 63));
+        n = 3;
+    }
+    else {
+        text[0] = (char)(0xF0 | (c >> 18));
+        text[1] = (char)(0x80 | ((c >> 12) & 63));
+        text[2] = (char)(0x80 | ((c >> 6) & 63));
+        text[3] = (char)(0x80 | (c & 63));
+        n = 4;
+    }
+    return put(s, text, n);
+}
+
+/* The escape at ``*at`` (its backslash), read and written as orjson writes the character;
+ * a lone surrogate is declined (the reference refuses it). */
+static int
+escape(Scan *s, const unsigned char **at)
+{
+    const unsigned char *p = *at + 1, *end = s->end;
+    if (p >= end) {
+        return DECLINE;
+    }
+    static const char plain[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+    const char *found = *p != 'u' && *p ? strchr(plain, *p) : NULL;
+    if (found != NULL && (found - plain) % 2 == 0) {
+        *at = p + 1;
+        return put_char(s, (unsigned char)found[1]);
+    }
+    long c = *p == 'u' ? hex_value(p + 1, end) : -1;
+    p += 5;
+    if (c >= 0xD800 && c <= 0xDBFF) {
+        long low = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex_value(p + 2, end) : -1;
+        if (low < 0xDC00 || low > 0xDFFF) {
+            return DECLINE;
+        }
+        c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+        p += 6;
+    }
+    else if (c < 0 || (c >= 0xDC00 && c <= 0xDFFF)) {
+        return DECLINE;
+    }
+    *at = p;
+    return put_char(s, c);
+}
+
+/* The string at ``s->p`` (its opening quote), written as orjson writes it. */
+static int
+copy_string(Scan *s)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+    TRY(PUT(s, "\""));
+    for (;;) {
+        const unsigned char *run = p;
+        for (;;) {
+            while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+                p++;
+            }
+            if (p >= end || *p < 0x80) {
+                break;
+            }
+            int n = utf8_length(p, end);
+            if (n == 0) {
+                return DECLINE;
+            }
+            p += n;
+        }
+        TRY(put(s, run, p - run));
+        if (p >= end || *p < 0x20) {
+            return DECLINE;
+        }
+        if (*p == '"') {
+            s->p = p + 1;
+            return PUT(s, "\"");
+        }
+        TRY(escape(s, &p));
+    }
+}
+
+static int
+digits(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *q = p;
+    while (q < end && *q >= '0' && *q <= '9') {
+        q++;
+    }
+    return (int)(q - p);
+}
+
+/* A JSON number's token: ``-? int (. fraction)? (e exponent)?``. */
+typedef struct {
+    const unsigned char *start;
+    Py_ssize_t length;
+    int whole;    /* digits before the point */
+    int fraction; /* digits after it (0: none) */
+    int exponent; /* whether it has one */
+} Number;
+
+static int
+scan_number(Scan *s, Number *n)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    n->start = p;
+    p += at(s, '-');
+    n->whole = digits(p, end);
+    if (n->whole == 0 || (n->whole > 1 && *p == '0')) {
+        return DECLINE;
+    }
+    p += n->whole;
+    n->fraction = 0;
+    if (p < end && *p == '.') {
+        n->fraction = digits(p + 1, end);
+        if (n->fraction == 0) {
+            return DECLINE;
+        }
+        p += 1 + n->fraction;
+    }
+    n->exponent = p < end && (*p == 'e' || *p == 'E');
+    if (n->exponent) {
+        p += 1 + (p + 1 < end && (p[1] == '+' || p[1] == '-'));
+        int count = digits(p, end);
+        if (count == 0) {
+            return DECLINE;
+        }
+        p += count;
+    }
+    n->length = p - n->start;
+    s->p = p;
+    return OK;
+}
+
+static int
+is_integer(const Number *n)
+{
+    return n->fraction == 0 && !n->exponent;
+}
+
+/* Whether the digits of ``a`` (as many as ``limit``) are beyond ``limit``. */
+static int
+beyond(const unsigned char *a, int count, const char *limit)
+{
+    int size = (int)strlen(limit);
+    return count > size || (count == size && memcmp(a, limit, size) > 0);
+}
+
+/* An integer literal, written as it is: at most ``MAX_INTEGER_DIGITS`` digits, not ``-0``.
+ * One beyond 64 bits makes the reference write the record with the standard library
+ * (``s->wide``). */
+static int
+put_integer(Scan *s, const Number *n)
+{
+    int negative = n->start[0] == '-';
+    const unsigned char *first = n->start + negative;
+    if (n->whole > MAX_INTEGER_DIGITS || (negative && *first == '0')) {
+        return DECLINE;
+    }
+    if (beyond(first, n->whole, negative ? "9223372036854775808" : "18446744073709551615")) {
+        s->wide = 1;
+    }
+    return put(s, n->start, n->length);
+}
+
+/* Whether a number written with a fraction and no exponent is already its shortest form as
+ * both orjson and Python write it: at most 15 significant digits (so no shorter form reads
+ * back the same), no trailing zero, and between 1e-4 and 1e16 (written without exponent). */
+static int
+already_shortest(const Number *n)
+{
+    if (n->exponent) {
+        return 0;
+    }
+    const unsigned char *int_part = n->start + (n->start[0] == '-');
+    const unsigned char *frac = int_part + n->whole + 1;
+    int zero_int = n->whole == 1 && int_part[0] == '0';
+    if (n->fraction == 1 && frac[0] == '0') {
+        return zero_int || n->whole <= 15;
+    }
+    if (frac[n->fraction - 1] == '0') {
+        return 0;
+    }
+    if (!zero_int) {
+        return n->whole + n->fraction <= 15;
+    }
+    int zeros = 0;
+    while (frac[zeros] == '0') {
+        zeros++;
+    }
+    return zeros <= 3 && n->fraction - zeros <= 15;
+}
+
+/* ``sign`` ``significant`` × 10^``e`` (one digit before the point) as orjson writes a float:
+ * without exponent from 1e-5 up to 1e16 (``.0`` for a whole number), otherwise as
+ * ``d.ddde±x``. */
+static void
+orjson_float(char *out, int sign, const char *significant, int count, int e)
+{
+    char *o = out;
+    if (sign) {
+        *o++ = '-';
+    }
+    if (e < -5 || e >= 16) {
+        *o++ = significant[0];
+        if (count > 1) {
+            *o++ = '.';
+            memcpy(o, significant + 1, count - 1);
+            o += count - 1;
+        }
+        sprintf(o, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        return;
+    }
+    if (e < 0) {
+        memcpy(o, "0.", 2);
+        o += 2;
+        memset(o, '0', -e - 1);
+        o += -e - 1;
+        memcpy(o, significant, count);
+        o += count;
+    }
+    else {
+        for (int i = 0; i <= e; i++) {
+            *o++ = i < count ? significant[i] : '0';
+        }
+        *o++ = '.';
+        if (count > e + 1) {
+            memcpy(o, significant + e + 1, count - e - 1);
+            o += count - e - 1;
+        }
+        else {
+            *o++ = '0';
+        }
+    }
+    *o = '\0';
+}
+
+/* A number in any other form: read as a double and written as orjson writes it, from
+ * Python's shortest digits. Where that differs from what Python writes, the record cannot
+ * also hold an integer beyond 64 bits (``s->odd``: the reference would write it with the
+ * standard library, in Python's form). */
+static int
+put_float(Scan *s, const Number *n)
+{
+    char text[512], *after;
+    if (n->length >= (Py_ssize_t)sizeof(text)) {
+        return DECLINE;
+    }
+    memcpy(text, n->start, n->length);
+    text[n->length] = '\0';
+    double value = PyOS_string_to_double(text, &after, NULL);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return DECLINE;
+    }
+    if (after != text + n->length || !isfinite(value)) {
+        return DECLINE;
+    }
+    char *shortest = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (shortest == NULL) {
+        return NOMEM;
+    }
+    char significant[32], written[64];
+    int count = 0, before = -1, sign = shortest[0] == '-', e = 0;
+    const char *q = shortest + sign;
+    for (; *q && *q != 'e' && count < 30; q++) {
+        if (*q == '.') {
+            before = count;
+        }
+        else {
+            significant[count++] = *q;
+        }
+    }
+    if (*q == 'e') {
+        e = atoi(q + 1);
+    }
+    e += (before < 0 ? count : before) - 1;
+    int lead = 0;
+    while (lead < count - 1 && significant[lead] == '0') {
+        lead++;
+    }
+    e -= lead;
+    while (count > lead + 1 && significant[count - 1] == '0') {
+        count--;
+    }
+    if (value == 0) {
+        strcpy(written, shortest);
+    }
+    else {
+        orjson_float(written, sign, significant + lead, count - lead, e);
+    }
+    s->odd |= strcmp(written, shortest) != 0;
+    PyMem_Free(shortest);
+    return put(s, written, (Py_ssize_t)strlen(written));
+}
+
+static int
+put_number(Scan *s, const Number *n)
+{
+    if (is_integer(n)) {
+        return put_integer(s, n);
+    }
+    return already_shortest(n) ? put(s, n->start, n->length) : put_float(s, n);
+}
+
+/* An integer at ``s->p``: its token (not written). */
+static int
+integer(Scan *s, Number *n)
+{
+    TRY(scan_number(s, n));
+    return is_integer(n) ? OK : DECLINE;
+}
+
+static int
+literal(Scan *s, const char *word, Py_ssize_t n)
+{
+    if (s->end - s->p < n || memcmp(s->p, word, n) != 0) {
+        return DECLINE;
+    }
+    s->p += n;
+    return put(s, word, n);
+}
+
+static int any_value(Scan *s, int depth);
+
+/* The unknown keys of one object so far (where they are in the output), to tell a duplicate:
+ * the reference keeps the last value in the first one's place, which is not this pass's to
+ * write. A known field seen twice is told by the struct's ``seen`` bits. */
+typedef struct {
+    Py_ssize_t at[MAX_KEYS];
+    Py_ssize_t length[MAX_KEYS];
+    int count;
+} Keys;
+
+static int
+new_key(Scan *s, Keys *keys, Py_ssize_t at, Py_ssize_t length)
+{
+    if (keys->count == MAX_KEYS) {
+        return DECLINE;
+    }
+    for (int i = 0; i < keys->count; i++) {
+        if (keys->length[i] == length && memcmp(s->out + keys->at[i], s->out + at, length) == 0) {
+            return DECLINE;
+        }
+    }
+    keys->at[keys->count] = at;
+    keys->length[keys->count] = length;
+    keys->count++;
+    return OK;
+}
+
+/* The key at ``s->p`` and its colon, written after a comma when ``members`` were written
+ * before it; ``*at`` and ``*length`` tell where the key (quotes included) is in the output. */
+static int
+member_key(Scan *s, int members, Py_ssize_t *at_, Py_ssize_t *length)
+{
+    if (!at(s, '"')) {
+        return DECLINE;
+    }
+    if (members) {
+        TRY(PUT(s, ","));
+    }
+    *at_ = s->len;
+    TRY(copy_string(s));
+    *length = s->len - *at_;
+    skip_space(s);
+    if (!at(s, ':')) {
+        return DECLINE;
+    }
+    s->p++;
+    skip_space(s);
+    return PUT(s, ":");
+}
+
+/* After a member: ``,`` (1) or the object's ``}`` (0). */
+static int
+next_member(Scan *s, int *more)
+{
+    skip_space(s);
+    if (at(s, ',')) {
+        s->p++;
+        skip_space(s);
+        *more = 1;
+        return OK;
+    }
+    if (at(s, '}')) {
+        s->p++;
+        *more = 0;
+        return OK;
+    }
+    return DECLINE;
+}
+
+static int
+any_object(Scan *s, int depth)
+{
+    Keys keys;
+    keys.count = 0;
+    s->p++;
+    TRY(PUT(s, "{"));
+    skip_space(s);
+    if (at(s, '}')) {
+        s->p++;
+        return PUT(s, "}");
+    }
+    for (int more = 1; more;) {
+        Py_ssize_t key, length;
+        TRY(member_key(s, keys.count, &key, &length));
+        TRY(new_key(s, &keys, key, length));
+        TRY(any_value(s, depth));
+        TRY(next_member(s, &more));
+    }
+    return PUT(s, "}");
+}
+
+static int
+any_array(Scan *s, int depth)
+{
+    s->p++;
+    TRY(PUT(s, "["));
+    skip_space(s);
+    if (at(s, ']')) {
+        s->p++;
+        return PUT(s, "]");
+    }
+    for (int first = 1;; first = 0) {
+        if (!first) {
+            TRY(PUT(s, ","));
+        }
+        TRY(any_value(s, depth));
+        skip_space(s);
+        if (at(s, ']')) {
+            s->p++;
+            return PUT(s, "]");
+        }
+        if (!at(s, ',')) {
+            return DECLINE;
+        }
+        s->p++;
+        skip_space(s);
+    }
+}
+
+/* Any JSON value at ``s->p``, inside a container at ``depth``. */
+static int
+any_value(Scan *s, int depth)
+{
+    if (s->p >= s->end) {
+        return DECLINE;
+    }
+    Number n;
+    switch (*s->p) {
+    case '{':
+        return depth >= MAX_DEPTH ? DECLINE : any_object(s, depth + 1);
+    case '[':
+        return depth >= MAX_DEPTH ? DECLINE : any_array(s, depth + 1);
+    case '"':
+        return copy_string(s);
+    case 't':
+        return literal(s, "true", 4);
+    case 'f':
+        return literal(s, "false", 5);
+    case 'n':
+        return literal(s, "null", 4);
+    default:
+        TRY(scan_number(s, &n));
+        return put_number(s, &n);
+    }
+}
+
+static int
+is_null(Scan *s)
+{
+    return s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0;
+}
+
+/* An integer in 64 bits, read. */
+static int
+id64(Scan *s, long long *value)
+{
+    Number n;
+    TRY(integer(s, &n));
+    const unsigned char *p = n.start;
+    int negative = *p == '-';
+    p += negative;
+    unsigned long long magnitude = 0;
+    if (n.whole > 19 || (negative && *p == '0')) {
+        return DECLINE;
+    }
+    for (; p < n.start + n.length; p++) {
+        unsigned d = *p - '0';
+        if (magnitude > (ULLONG_MAX - d) / 10) {
+            return DECLINE;
+        }
+        magnitude = magnitude * 10 + d;
+    }
+    if (magnitude > (unsigned long long)LLONG_MAX + (negative ? 1 : 0)) {
+        return DECLINE;
+    }
+    *value = negative ? (long long)(0 - magnitude) : (long long)magnitude;
+    return put(s, n.start, n.length);
+}
+
+static int
+two(const unsigned char *p)
+{
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* ``YYYY-MM-DD?HH:MM:SS`` with ``?`` as ``sep``: every digit a digit, a real calendar day. */
+static int
+valid_moment(const unsigned char *t, unsigned char sep)
+{
+    static const char layout[] = "dddd-dd-dd?dd:dd:dd";
+    for (int i = 0; i < 19; i++) {
+        if (layout[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != (layout[i] == '?' ? sep : layout[i])) {
+            return 0;
+        }
+    }
+    int year = two(t) * 100 + two(t + 2), month = two(t + 5), day = two(t + 8);
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year == 0 || month < 1 || month > 12 || day < 1) {
+        return 0;
+    }
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    int last = days[month - 1] + (month == 2 && leap);
+    return day <= last && two(t + 11) <= 23 && two(t + 14) <= 59 && two(t + 17) <= 59;
+}
+
+/* A timestamp in a layout written without a second look: canonical (``…T…Z``, with or
+ * without milliseconds), kept; legacy (``… …``), written canonical. */
+static int
+stamp(Scan *s, int *legacy)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    if (!at(s, '"')) {
+        return DECLINE;
+    }
+    TRY(string_span(s, &start, &length));
+    const unsigned char *t = start + 1;
+    Py_ssize_t n = length - 2;
+    if (n == 19 && valid_moment(t, ' ')) {
+        *legacy = 1;
+        TRY(reserve(s, 22));
+        char *o = s->out + s->len;
+        o[0] = '"';
+        memcpy(o + 1, t, 10);
+        o[11] = 'T';
+        memcpy(o + 12, t + 11, 8);
+        memcpy(o + 20, "Z\"", 2);
+        s->len += 22;
+        return OK;
+    }
+    int millis = n == 24 && t[19] == '.' && digits(t + 20, t + 23) == 3;
+    if ((n == 20 || millis) && t[n - 1] == 'Z' && valid_moment(t, 'T')) {
+        *legacy = 0;
+        return put(s, start, length);
+    }
+    return DECLINE;
+}
+
+static int struct_object(Scan *s, const Struct *type, int depth);
+
+/* A known field's value: checked against its type and written canonical. */
+static int
+typed_value(Scan *s, const Field *field, int depth)
+{
+    Number n;
+    int legacy;
+    int nullable = field->type == T_INT_NULL || field->type == T_STR_NULL ||
+                   field->type == T_DIGITS || field->type == T_NUMBER ||
+                   field->type == T_STAMP_NULL || field->type == T_ALERT ||
+                   field->type == T_OBJ_NULL;
+    if (nullable && is_null(s)) {
+        return literal(s, "null", 4);
+    }
+    switch (field->type) {
+    case T_ID64:
+        return id64(s, field->route == R_ORGANISATION ? &s->organisation
+                       : field->route == R_EVENT_TYPE ? &s->event_type
+                                                      : &s->id);
+    case T_INT:
+    case T_INT_NULL:
+        TRY(integer(s, &n));
+        return put_integer(s, &n);
+    case T_STR_NULL:
+        return at(s, '"') ? copy_string(s) : DECLINE;
+    case T_DIGITS:
+        if (at(s, '"')) {
+            return copy_string(s);
+        }
+        TRY(integer(s, &n));
+        if (n.start[0] == '-' || n.whole > MAX_INTEGER_DIGITS) {
+            return DECLINE;
+        }
+        TRY(PUT(s, "\""));
+        TRY(put(s, n.start, n.length));
+        return PUT(s, "\"");
+    case T_NUMBER:
+        TRY(scan_number(s, &n));
+        return put_number(s, &n);
+    case T_STAMP:
+    case T_STAMP_NULL:
+        TRY(stamp(s, &legacy));
+        if (field->route == R_MAIN_STAMP) {
+            s->legacy = legacy;
+        }
+        return OK;
+    case T_ALERT:
+        if (at(s, 't') || at(s, 'f')) {
+            s->alert = at(s, 't');
+            return literal(s, s->alert ? "true" : "false", s->alert ? 4 : 5);
+        }
+        TRY(integer(s, &n));
+        if (n.length != 1 || (n.start[0] != '0' && n.start[0] != '1')) {
+            return DECLINE;
+        }
+        s->alert = n.start[0] == '1';
+        return s->alert ? PUT(s, "true") : PUT(s, "false");
+    case T_OBJ:
+    case T_OBJ_NULL:
+        if (!at(s, '{') || depth >= MAX_DEPTH) {
+            return DECLINE;
+        }
+        return struct_object(s, field->inner, depth + 1);
+    case T_DECLINE:
+        return DECLINE;
+    default: /* T_ANY, T_DROP, T_NAME */
+        return any_value(s, depth);
+    }
+}
+
+static const Field *
+find_field(const Struct *type, const unsigned char *key, Py_ssize_t length)
+{
+    for (int i = 0; i < type->count; i++) {
+        const char *name = type->fields[i].name;
+        if ((Py_ssize_t)strlen(name) == length && memcmp(name, key, length) == 0) {
+            return &type->fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* ``name`` of ``{id, name}``: where its value is in the input, and whether it is a string or
+ * null, to be written as ``description`` at the end unless the object has one. */
+typedef struct {
+    const unsigned char *start; /* NULL: no name */
+    int text;
+} Name;
+
+/* What the struct adds at the object's end: the renamed description, absent fields as null.
+ * ``seen`` has a bit per field; ``members`` were written. */
+static int
+struct_end(Scan *s, const Struct *type, unsigned seen, const Name *name, int members)
+{
+    for (int i = 0; i < type->count; i++) {
+        if (required(type->fields[i].type) && !(seen & (1u << i))) {
+            return DECLINE;
+        }
+    }
+    if (name->start != NULL && !(seen & (1u << type->description))) {
+        if (!name->text) {
+            return DECLINE;
+        }
+        TRY(members++ ? PUT(s, ",\"description\":") : PUT(s, "\"description\":"));
+        const unsigned char *after = s->p;
+        s->p = name->start;
+        int status = at(s, '"') ? copy_string(s) : literal(s, "null", 4);
+        s->p = after;
+        TRY(status);
+    }
+    for (const char *const *appended = type->appended; appended && *appended; appended++) {
+        Py_ssize_t length = (Py_ssize_t)strlen(*appended);
+        const Field *field = find_field(type, (const unsigned char *)*appended, length);
+        if (!(seen & (1u << (field - type->fields)))) {
+            TRY(members++ ? PUT(s, ",\"") : PUT(s, "\""));
+            TRY(put(s, *appended, length));
+            TRY(PUT(s, "\":null"));
+        }
+    }
+    return PUT(s, "}");
+}
+
+/* One member of a struct's object, written unless the struct leaves it out (then
+ * ``*written`` is 0). */
+static int
+struct_member(Scan *s, const Struct *type, Keys *keys, int members, unsigned *seen, Name *name,
+              int depth, int *written)
+{
+    Py_ssize_t before = s->len, key, length;
+    TRY(member_key(s, members, &key, &length));
+    const Field *field = find_field(type, (unsigned char *)s->out + key + 1, length - 2);
+    *written = 1;
+    if (field == NULL) {
+        TRY(new_key(s, keys, key, length));
+        return any_value(s, depth);
+    }
+    unsigned bit = 1u << (field - type->fields);
+    if (*seen & bit) {
+        return DECLINE;
+    }
+    *seen |= bit;
+    if (field->type == T_NAME) {
+        name->start = s->p;
+        name->text = at(s, '"') || is_null(s);
+    }
+    TRY(typed_value(s, field, depth));
+    if (field->type == T_DROP || field->type == T_NAME) {
+        s->len = before;
+        *written = 0;
+    }
+    return OK;
+}
+
+/* An object of ``type`` at ``s->p``, at ``depth``. */
+static int
+struct_object(Scan *s, const Struct *type, int depth)
+{
+    Keys keys;
+    Name name = {NULL, 0};
+    unsigned seen = 0;
+    int members = 0;
+    keys.count = 0;
+    s->p++;
+    TRY(PUT(s, "{"));
+    skip_space(s);
+    if (at(s, '}')) {
+        s->p++;
+        return struct_end(s, type, seen, &name, members);
+    }
+    for (int more = 1; more;) {
+        int written;
+        TRY(struct_member(s, type, &keys, members, &seen, &name, depth, &written));
+        members += written;
+        TRY(next_member(s, &more));
+    }
+    return struct_end(s, type, seen, &name, members);
+}
+
+static int
+record(Scan *s, const Struct *type)
+{
+    skip_space(s);
+    if (!at(s, '{')) {
+        return DECLINE;
+    }
+    TRY(struct_object(s, type, 1));
+    skip_space(s);
+    return s->p == s->end ? OK : DECLINE;
+}
+
+static PyObject *
+canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "canonical(raw: bytes, usage: bool, want: int)");
+        return NULL;
+    }
+    int usage = PyObject_IsTrue(args[1]);
+    long want = PyLong_AsLong(args[2]);
+    if (usage < 0 || (want == -1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Scan s = {raw, raw + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
+    if (reserve(&s, size + 256) != OK) {
+        return PyErr_NoMemory();
+    }
+    int status = record(&s, usage ? &Usage : &Event);
+    if (status == NOMEM) {
+        return PyErr_NoMemory();
+    }
+    /* want: 0 any version, 1 new, 2 old or migrated */
+    if (status == DECLINE || (s.wide && s.odd) || (want == 1 && s.legacy) ||
+        (want == 2 && !s.legacy)) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(y#OLLi)", s.out, s.len, usage ? Py_True : Py_False, s.organisation,
+                         s.event_type, s.alert);
+}
+
+static PyMethodDef methods[] = {
+    {"canonical", (PyCFunction)(void (*)(void))canonical, METH_FASTCALL,
+     "canonical(raw, usage, want) -> (body, usage, organisation, event_type, alert) or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "schemas._canonical",
+    .m_doc = "The common case of reading a record, in one pass (see schemas.canonical).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__canonical(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,3 @@
+def canonical(
+    raw: bytes, usage: bool, want: int, /
+) -> tuple[bytes, bool, int, int, int] | None: ...
