@@ -76,7 +76,7 @@ def test_every_record_of_the_golden_corpus_reads_the_same_and_most_are_taken() -
 
 
 _SETTINGS = settings(
-    max_examples=int(os.environ.get("CANONICAL_EXAMPLES", "150")),
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
