@@ -1172,9 +1172,384 @@ canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                          s.event_type, s.alert);
 }
 
+/* ---- Rendering: a stored record's canonical bytes as ``old`` or ``migrated`` write them ----
+ *
+ * ``render(body, usage, old, keen)`` returns the bytes schemas.render.dumps writes for the
+ * record, or None for one it leaves to it (a key beyond ASCII in ``old``, an integer beyond 64
+ * bits beside a float whose forms differ, anything unexpected). The rules, per object, follow
+ * schemas/render.py: timestamps in the legacy layout, alerts as 0/1, ``description`` as
+ * ``name`` where the versions rename it; ``old`` leaves out null root values and unset balance
+ * values and writes every character beyond ASCII as a space; KeenIO's shape leaves out some
+ * root entities and keeps only some fields of others, in its own order.
+ */
+
+enum {
+    A_COPY,       /* the value as it is */
+    A_STAMP,      /* a timestamp: the legacy layout (null stays null) */
+    A_ALERT,      /* true/false as 1/0 */
+    A_OBJ,        /* an object of ``inner`` rules, or null */
+    A_OBJ_ANY,    /* an object of ``inner`` rules; any other value as it is */
+};
+
+enum {
+    OLD_DROP_NULL = 1, /* ``old`` leaves it out when null */
+    KEEN_DROP = 2,     /* KeenIO's shape leaves it out */
+    START = 4,         /* the start timestamp (KeenIO's ``old`` usage repeats it) */
+    REQUIRED = 8,      /* present and not null (the reference reads it unguarded) */
+};
+
+typedef struct Rules Rules;
+
+typedef struct {
+    const char *name;
+    int action;
+    int flags;
+    const Rules *inner;
+} Rule;
+
+struct Rules {
+    const Rule *rules;
+    int count;
+    const char *pick[2]; /* KeenIO's shape keeps only these, in this order */
+    int named;           /* ``description`` is written ``name`` */
+    int root;            /* ``old`` leaves out every null value */
+};
+
+#define RULES(array) array, (int)(sizeof(array) / sizeof(array[0]))
+
+static const Rules Named = {NULL, 0, {NULL, NULL}, 1, 0};
+
+static const Rule sim_rules[] = {{"production_date", A_STAMP, 0, NULL}};
+static const Rules SimRules = {RULES(sim_rules), {"id", "iccid"}, 0, 0};
+
+static const Rule imsi_rules[] = {{"import_date", A_STAMP, 0, NULL}};
+static const Rules ImsiRules = {RULES(imsi_rules), {NULL, NULL}, 0, 0};
+
+static const Rule event_balance_rules[] = {{"expiry_date", A_COPY, OLD_DROP_NULL, NULL}};
+static const Rules EventBalanceRules = {RULES(event_balance_rules), {NULL, NULL}, 0, 0};
+
+static const Rule event_endpoint_rules[] = {
+    {"balance", A_OBJ_ANY, OLD_DROP_NULL, &EventBalanceRules},
+};
+static const Rules EventEndpointRules = {RULES(event_endpoint_rules), {"id", "name"}, 0, 0};
+
+static const Rule usage_balance_rules[] = {
+    {"last_updated", A_STAMP, 0, NULL},
+    {"expiry_date", A_STAMP, OLD_DROP_NULL, NULL},
+};
+static const Rules UsageBalanceRules = {RULES(usage_balance_rules), {NULL, NULL}, 0, 0};
+
+static const Rule usage_endpoint_rules[] = {
+    {"balance", A_OBJ, OLD_DROP_NULL, &UsageBalanceRules},
+};
+static const Rules UsageEndpointRules = {RULES(usage_endpoint_rules), {"id", "balance"}, 0, 0};
+
+static const Rule event_root_rules[] = {
+    {"timestamp", A_STAMP, REQUIRED, NULL},
+    {"alert", A_ALERT, 0, NULL},
+    {"event_source", A_OBJ, 0, &Named},
+    {"endpoint", A_OBJ, 0, &EventEndpointRules},
+    {"sim", A_OBJ, 0, &SimRules},
+    {"imsi", A_OBJ, KEEN_DROP, &ImsiRules},
+    {"user", A_COPY, KEEN_DROP, NULL},
+};
+static const Rules EventRoot = {RULES(event_root_rules), {NULL, NULL}, 0, 1};
+
+static const Rule usage_root_rules[] = {
+    {"start_timestamp", A_STAMP, START | REQUIRED, NULL},
+    {"end_timestamp", A_STAMP, REQUIRED, NULL},
+    {"traffic_type", A_OBJ, REQUIRED, &Named},
+    {"endpoint", A_OBJ, 0, &UsageEndpointRules},
+    {"sim", A_OBJ, 0, &SimRules},
+    {"imsi", A_COPY, KEEN_DROP, NULL},
+    {"imsi_id", A_COPY, KEEN_DROP, NULL},
+};
+static const Rules UsageRoot = {RULES(usage_root_rules), {NULL, NULL}, 0, 1};
+
+typedef struct {
+    int old;
+    int keen;
+    char start[19]; /* the start timestamp, legacy */
+    int started;
+} Rendering;
+
+/* A canonical timestamp in the legacy layout: its first 10 characters, a space, the next 8. */
+static int
+legacy_stamp(Scan *s, Rendering *r, int start)
+{
+    const unsigned char *text;
+    Py_ssize_t length;
+    if (!at(s, '"')) {
+        return DECLINE;
+    }
+    TRY(string_span(s, &text, &length));
+    for (Py_ssize_t i = 1; i < length - 1; i++) {
+        if (text[i] >= 0x80) {
+            return DECLINE;
+        }
+    }
+    if (length - 2 < 19) {
+        return DECLINE;
+    }
+    TRY(reserve(s, 21));
+    char *o = s->out + s->len;
+    o[0] = '"';
+    memcpy(o + 1, text + 1, 10);
+    o[11] = ' ';
+    memcpy(o + 12, text + 12, 8);
+    o[20] = '"';
+    if (start) {
+        memcpy(r->start, o + 1, 19);
+        r->started = 1;
+    }
+    s->len += 21;
+    return OK;
+}
+
+static int render_object(Scan *s, Rendering *r, const Rules *rules, int depth);
+
+static int
+render_value(Scan *s, Rendering *r, const Rule *rule, int depth)
+{
+    if (rule == NULL || rule->action == A_COPY) {
+        return any_value(s, depth);
+    }
+    if (is_null(s)) {
+        return rule->flags & REQUIRED ? DECLINE : literal(s, "null", 4);
+    }
+    switch (rule->action) {
+    case A_STAMP:
+        return legacy_stamp(s, r, rule->flags & START);
+    case A_ALERT:
+        if (s->end - s->p >= 4 && memcmp(s->p, "true", 4) == 0) {
+            s->p += 4;
+            return PUT(s, "1");
+        }
+        if (s->end - s->p >= 5 && memcmp(s->p, "false", 5) == 0) {
+            s->p += 5;
+            return PUT(s, "0");
+        }
+        return any_value(s, depth);
+    default: /* A_OBJ, A_OBJ_ANY */
+        if (at(s, '{') && depth < MAX_DEPTH) {
+            return render_object(s, r, rule->inner, depth + 1);
+        }
+        return rule->action == A_OBJ_ANY ? any_value(s, depth) : DECLINE;
+    }
+}
+
+static const Rule *
+find_rule(const Rules *rules, const char *key, Py_ssize_t length)
+{
+    for (int i = 0; i < rules->count; i++) {
+        const char *name = rules->rules[i].name;
+        if ((Py_ssize_t)strlen(name) == length && memcmp(name, key, length) == 0) {
+            return &rules->rules[i];
+        }
+    }
+    return NULL;
+}
+
+/* Which of KeenIO's kept fields ``key`` is (0 or 1), or -1. */
+static int
+picked(const Rules *rules, const char *key, Py_ssize_t length)
+{
+    for (int i = 0; i < 2; i++) {
+        const char *name = rules->pick[i];
+        if (name && (Py_ssize_t)strlen(name) == length && memcmp(name, key, length) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* KeenIO's kept fields were written in the producer's order, ``second`` first: write them in
+ * the shape's order (``from`` is where the first starts, ``middle`` where the second). */
+static int
+swap_members(Scan *s, Py_ssize_t from, Py_ssize_t middle)
+{
+    Py_ssize_t first = middle - 1 - from, second = s->len - middle;
+    char *copy = PyMem_Malloc(s->len - from);
+    if (copy == NULL) {
+        return NOMEM;
+    }
+    memcpy(copy, s->out + middle, second);
+    copy[second] = ',';
+    memcpy(copy + second + 1, s->out + from, first);
+    memcpy(s->out + from, copy, s->len - from);
+    PyMem_Free(copy);
+    return OK;
+}
+
+/* One member of an object under ``rules``; ``*kept`` says which of KeenIO's fields it is
+ * (-1: another), or -2 when it is left out. */
+static int
+render_member(Scan *s, Rendering *r, const Rules *rules, int members, int depth, int *kept,
+              unsigned *seen)
+{
+    Py_ssize_t before = s->len, key, length;
+    TRY(member_key(s, members, &key, &length));
+    const char *name = s->out + key + 1;
+    Py_ssize_t size = length - 2;
+    const Rule *rule = find_rule(rules, name, size);
+    if (rule != NULL) {
+        *seen |= 1u << (rule - rules->rules);
+    }
+    int drop = r->keen && rule != NULL && (rule->flags & KEEN_DROP);
+    *kept = picked(rules, name, size);
+    if (r->keen && rules->pick[0] != NULL && *kept < 0) {
+        drop = 1;
+    }
+    if (!drop && r->old && (rules->root || (rule != NULL && (rule->flags & OLD_DROP_NULL))) &&
+        is_null(s)) {
+        drop = 1;
+    }
+    if (rules->named && size == 4 && memcmp(name, "name", 4) == 0) {
+        return DECLINE; /* it would meet the renamed description */
+    }
+    if (rules == &UsageRoot && r->keen && r->old && size == 4 && memcmp(name, "keen", 4) == 0) {
+        return DECLINE; /* KeenIO's own object would take its place */
+    }
+    if (rules->named && size == 11 && memcmp(name, "description", 11) == 0) {
+        s->len = key;
+        TRY(PUT(s, "\"name\":"));
+    }
+    TRY(render_value(s, r, rule, depth));
+    if (drop) {
+        s->len = before;
+        *kept = -2;
+    }
+    return OK;
+}
+
+static int
+render_object(Scan *s, Rendering *r, const Rules *rules, int depth)
+{
+    s->p++;
+    TRY(PUT(s, "{"));
+    skip_space(s);
+    int members = 0, order[2] = {-1, -1};
+    unsigned seen = 0;
+    Py_ssize_t starts[2] = {0, 0};
+    if (at(s, '}')) {
+        s->p++;
+    }
+    else {
+        for (int more = 1; more;) {
+            int kept;
+            Py_ssize_t before = s->len;
+            TRY(render_member(s, r, rules, members, depth, &kept, &seen));
+            if (kept >= 0 && r->keen && rules->pick[0] != NULL) {
+                order[members] = kept;
+                starts[members] = before + (members > 0);
+            }
+            members += kept != -2;
+            TRY(next_member(s, &more));
+        }
+    }
+    for (int i = 0; i < rules->count; i++) {
+        if ((rules->rules[i].flags & REQUIRED) && !(seen & (1u << i))) {
+            return DECLINE;
+        }
+    }
+    if (r->keen && rules->pick[0] != NULL && members == 2 && order[0] == 1) {
+        TRY(swap_members(s, starts[0], starts[1]));
+    }
+    if (rules == &UsageRoot && r->keen && r->old) {
+        if (!r->started) {
+            return DECLINE;
+        }
+        TRY(members ? PUT(s, ",\"keen\":{\"timestamp\":\"") : PUT(s, "\"keen\":{\"timestamp\":\""));
+        TRY(put(s, r->start, 19));
+        TRY(PUT(s, "\"}"));
+    }
+    return PUT(s, "}");
+}
+
+/* ``old``: every character beyond ASCII in a string value as one space; a key holding one is
+ * declined (two keys could become one: the reference settles that). */
+static int
+spaced(Scan *s)
+{
+    char *o = s->out, *end = s->out + s->len, *w = o;
+    int in_string = 0;
+    int beyond = 0;
+    for (char *p = o; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!in_string) {
+            if (c == '"') {
+                in_string = 1;
+                beyond = 0;
+            }
+            *w++ = (char)c;
+            continue;
+        }
+        if (c == '\\') {
+            *w++ = *p++;
+            *w++ = *p;
+            continue;
+        }
+        if (c == '"') {
+            in_string = 0;
+            if (beyond && p + 1 < end && p[1] == ':') {
+                return DECLINE;
+            }
+            *w++ = (char)c;
+            continue;
+        }
+        if (c >= 0x80) {
+            beyond = 1;
+            if (c >= 0xC0) {
+                *w++ = ' ';
+            }
+            continue;
+        }
+        *w++ = (char)c;
+    }
+    s->len = w - o;
+    return OK;
+}
+
+static PyObject *
+render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "render(body: bytes, usage: bool, old: bool, keen: bool)");
+        return NULL;
+    }
+    int usage = PyObject_IsTrue(args[1]);
+    Rendering r = {PyObject_IsTrue(args[2]), PyObject_IsTrue(args[3]), {0}, 0};
+    if (usage < 0 || r.old < 0 || r.keen < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const unsigned char *body = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Scan s = {body, body + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
+    if (reserve(&s, size + 256) != OK) {
+        return PyErr_NoMemory();
+    }
+    int status = at(&s, '{') ? render_object(&s, &r, usage ? &UsageRoot : &EventRoot, 1) : DECLINE;
+    if (status == OK && s.p != s.end) {
+        status = DECLINE;
+    }
+    if (status == OK && r.old) {
+        status = spaced(&s);
+    }
+    if (status == NOMEM) {
+        return PyErr_NoMemory();
+    }
+    if (status == DECLINE || (s.wide && s.odd)) {
+        Py_RETURN_NONE;
+    }
+    return PyBytes_FromStringAndSize(s.out, s.len);
+}
+
 static PyMethodDef methods[] = {
     {"canonical", (PyCFunction)(void (*)(void))canonical, METH_FASTCALL,
      "canonical(raw, usage, want) -> (body, usage, organisation, event_type, alert) or None"},
+    {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
+     "render(body, usage, old, keen) -> bytes or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from schemas._canonical import render as _render_stored
 from schemas.decode import loads_stored
 from schemas.kinds import Kind, Record, Shape, Version
 from schemas.timestamps import legacy_timestamp
@@ -54,6 +55,9 @@ def dumps_stored(body: bytes, kind: Kind, version: Version, shape: Shape = Shape
     (in both shapes)."""
     if version is Version.NEW:
         return body
+    fast = _render_stored(body, kind is Kind.USAGE, version is Version.OLD, shape is Shape.KEEN)
+    if fast is not None:  # the C pass (schemas/_canonical.c), for the records it takes
+        return fast
     return dumps(loads_stored(body), kind, version, shape)  # integers of any length exact
 
 

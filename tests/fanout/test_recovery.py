@@ -18,7 +18,7 @@ import pytest
 
 import streamer.fanout.pages as pages_module
 from connectors.base import DestinationMissing, FatalError
-from schemas import Kind, Version, dumps
+from schemas import Kind, Version, dumps_stored, loads_stored
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import LogError, LogFullError, Position, StreamStatus
 from streamer.log.jetstream import JetStreamLog
@@ -41,12 +41,12 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> set[int]:
     """Record ids the ``old`` renderer raises for (a renderer's bug, as a user would meet it)."""
     ids: set[int] = set()
 
-    def failing(record: Any, kind: Kind, version: Version, *args: Any) -> bytes:
-        if version is Version.OLD and record["id"] in ids:
+    def failing(body: bytes, kind: Kind, version: Version, *args: Any) -> bytes:
+        if version is Version.OLD and loads_stored(body)["id"] in ids:
             raise TypeError("argument of type 'int' is not iterable")
-        return dumps(record, kind, version, *args)
+        return dumps_stored(body, kind, version, *args)
 
-    monkeypatch.setattr(pages_module, "dumps", failing)
+    monkeypatch.setattr(pages_module, "dumps_stored", failing)
     return ids
 
 

@@ -18,7 +18,7 @@ import pytest
 import streamer.fanout.engine as engine_module
 import streamer.fanout.pages as pages_module
 from connectors.base import FatalError, RetryableError, SendResult
-from schemas import Kind, Version, dumps
+from schemas import Kind, Version, dumps, dumps_stored
 from streamer.fanout.engine import StreamConflict
 from streamer.fanout.retry import RetryPolicy
 from streamer.log.base import StreamStatus
@@ -586,11 +586,11 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> list[Version]:
     """Every rendering ``Page.payload`` computes, by version."""
     calls: list[Version] = []
 
-    def counting(record: Any, kind: Kind, version: Version, *args: Any) -> bytes:
+    def counting(body: bytes, kind: Kind, version: Version, *args: Any) -> bytes:
         calls.append(version)
-        return dumps(record, kind, version, *args)
+        return dumps_stored(body, kind, version, *args)
 
-    monkeypatch.setattr(pages_module, "dumps", counting)
+    monkeypatch.setattr(pages_module, "dumps_stored", counting)
     return calls
 
 
