@@ -49,6 +49,7 @@ typedef struct Struct Struct;
 
 typedef struct {
     const char *name;
+    Py_ssize_t length;
     int type;
     const Struct *inner;
     int route;
@@ -63,124 +64,124 @@ struct Struct {
 
 #define FIELDS(array) array, (int)(sizeof(array) / sizeof(array[0]))
 
-static const Field identified_fields[] = {{"id", T_INT_NULL, NULL, 0}};
+static const Field identified_fields[] = {{"id", 2, T_INT_NULL, NULL, 0}};
 static const Struct Identified = {FIELDS(identified_fields), NULL, -1};
 
 static const Field described_fields[] = {
-    {"id", T_INT, NULL, 0},
-    {"description", T_STR_NULL, NULL, 0},
+    {"id", 2, T_INT, NULL, 0},
+    {"description", 11, T_STR_NULL, NULL, 0},
 };
 static const Struct Described = {FIELDS(described_fields), NULL, -1};
 
 static const Field event_type_fields[] = {
-    {"id", T_ID64, NULL, R_EVENT_TYPE},
-    {"description", T_STR_NULL, NULL, 0},
+    {"id", 2, T_ID64, NULL, R_EVENT_TYPE},
+    {"description", 11, T_STR_NULL, NULL, 0},
 };
 static const Struct EventType = {FIELDS(event_type_fields), NULL, -1};
 
 static const Field renamed_fields[] = {
-    {"id", T_INT, NULL, 0},
-    {"description", T_STR_NULL, NULL, 0},
-    {"name", T_NAME, NULL, 0},
+    {"id", 2, T_INT, NULL, 0},
+    {"description", 11, T_STR_NULL, NULL, 0},
+    {"name", 4, T_NAME, NULL, 0},
 };
 static const Struct Renamed = {FIELDS(renamed_fields), NULL, 1};
 
-static const Field organisation_fields[] = {{"id", T_ID64, NULL, R_ORGANISATION}};
+static const Field organisation_fields[] = {{"id", 2, T_ID64, NULL, R_ORGANISATION}};
 static const Struct Organisation = {FIELDS(organisation_fields), NULL, -1};
 
 static const Field sim_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"iccid", T_DIGITS, NULL, 0},
-    {"msisdn", T_DIGITS, NULL, 0},
-    {"production_date", T_STAMP_NULL, NULL, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"iccid", 5, T_DIGITS, NULL, 0},
+    {"msisdn", 6, T_DIGITS, NULL, 0},
+    {"production_date", 15, T_STAMP_NULL, NULL, 0},
 };
 static const Struct Sim = {FIELDS(sim_fields), NULL, -1};
 
 static const Field event_endpoint_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"imei", T_DIGITS, NULL, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"imei", 4, T_DIGITS, NULL, 0},
 };
 static const Struct EventEndpoint = {FIELDS(event_endpoint_fields), NULL, -1};
 
 static const Field imsi_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"imsi", T_DIGITS, NULL, 0},
-    {"import_date", T_STAMP_NULL, NULL, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"imsi", 4, T_DIGITS, NULL, 0},
+    {"import_date", 11, T_STAMP_NULL, NULL, 0},
 };
 static const Struct Imsi = {FIELDS(imsi_fields), NULL, -1};
 
 static const char *const event_appended[] = {"endpoint", "sim", "imsi", "user", "detail", NULL};
 static const Field event_fields[] = {
-    {"id", T_ID64, NULL, 0},
-    {"timestamp", T_STAMP, NULL, R_MAIN_STAMP},
-    {"event_type", T_OBJ, &EventType, 0},
-    {"event_severity", T_OBJ_NULL, &Described, 0},
-    {"event_source", T_OBJ_NULL, &Renamed, 0},
-    {"organisation", T_OBJ, &Organisation, 0},
-    {"alert", T_ALERT, NULL, R_ALERT},
-    {"description", T_STR_NULL, NULL, 0},
-    {"endpoint", T_OBJ_NULL, &EventEndpoint, 0},
-    {"sim", T_OBJ_NULL, &Sim, 0},
-    {"imsi", T_OBJ_NULL, &Imsi, 0},
-    {"user", T_OBJ_NULL, &Identified, 0},
-    {"detail", T_ANY, NULL, 0},
+    {"id", 2, T_ID64, NULL, 0},
+    {"timestamp", 9, T_STAMP, NULL, R_MAIN_STAMP},
+    {"event_type", 10, T_OBJ, &EventType, 0},
+    {"event_severity", 14, T_OBJ_NULL, &Described, 0},
+    {"event_source", 12, T_OBJ_NULL, &Renamed, 0},
+    {"organisation", 12, T_OBJ, &Organisation, 0},
+    {"alert", 5, T_ALERT, NULL, R_ALERT},
+    {"description", 11, T_STR_NULL, NULL, 0},
+    {"endpoint", 8, T_OBJ_NULL, &EventEndpoint, 0},
+    {"sim", 3, T_OBJ_NULL, &Sim, 0},
+    {"imsi", 4, T_OBJ_NULL, &Imsi, 0},
+    {"user", 4, T_OBJ_NULL, &Identified, 0},
+    {"detail", 6, T_ANY, NULL, 0},
 };
 static const Struct Event = {FIELDS(event_fields), event_appended, -1};
 
 static const Field volume_fields[] = {
-    {"total", T_NUMBER, NULL, 0},
-    {"rx", T_NUMBER, NULL, 0},
-    {"tx", T_NUMBER, NULL, 0},
+    {"total", 5, T_NUMBER, NULL, 0},
+    {"rx", 2, T_NUMBER, NULL, 0},
+    {"tx", 2, T_NUMBER, NULL, 0},
 };
 static const Struct Volume = {FIELDS(volume_fields), NULL, -1};
 
 static const Field operator_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"country", T_OBJ_NULL, &Identified, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"country", 7, T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Operator = {FIELDS(operator_fields), NULL, -1};
 
 static const Field tariff_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"ratezone", T_OBJ_NULL, &Identified, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"ratezone", 8, T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Tariff = {FIELDS(tariff_fields), NULL, -1};
 
 static const char *const balance_appended[] = {"expiry_date", NULL};
 static const Field balance_fields[] = {
-    {"amount", T_NUMBER, NULL, 0},
-    {"last_updated", T_STAMP_NULL, NULL, 0},
-    {"expiry_date", T_STAMP_NULL, NULL, 0},
-    {"currency", T_OBJ_NULL, &Identified, 0},
+    {"amount", 6, T_NUMBER, NULL, 0},
+    {"last_updated", 12, T_STAMP_NULL, NULL, 0},
+    {"expiry_date", 11, T_STAMP_NULL, NULL, 0},
+    {"currency", 8, T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Balance = {FIELDS(balance_fields), balance_appended, -1};
 
 static const char *const usage_endpoint_appended[] = {"balance", NULL};
 static const Field usage_endpoint_fields[] = {
-    {"id", T_INT_NULL, NULL, 0},
-    {"imei", T_DIGITS, NULL, 0},
-    {"balance", T_OBJ_NULL, &Balance, 0},
+    {"id", 2, T_INT_NULL, NULL, 0},
+    {"imei", 4, T_DIGITS, NULL, 0},
+    {"balance", 7, T_OBJ_NULL, &Balance, 0},
 };
 static const Struct UsageEndpoint = {FIELDS(usage_endpoint_fields), usage_endpoint_appended, -1};
 
 static const char *const usage_appended[] = {"endpoint", "sim", "imsi", "imsi_id", NULL};
 static const Field usage_fields[] = {
-    {"id", T_ID64, NULL, 0},
-    {"start_timestamp", T_STAMP, NULL, R_MAIN_STAMP},
-    {"end_timestamp", T_STAMP, NULL, 0},
-    {"cost", T_NUMBER, NULL, 0},
-    {"volume", T_OBJ, &Volume, 0},
-    {"traffic_type", T_OBJ, &Renamed, 0},
-    {"organisation", T_OBJ, &Organisation, 0},
-    {"currency", T_OBJ_NULL, &Identified, 0},
-    {"operator", T_OBJ_NULL, &Operator, 0},
-    {"tariff", T_OBJ_NULL, &Tariff, 0},
-    {"endpoint", T_OBJ_NULL, &UsageEndpoint, 0},
-    {"sim", T_OBJ_NULL, &Sim, 0},
-    {"imsi", T_DIGITS, NULL, 0},
-    {"imsi_id", T_INT_NULL, NULL, 0},
-    {"keen", T_DROP, NULL, 0},
-    {"event_type", T_DECLINE, NULL, 0},
+    {"id", 2, T_ID64, NULL, 0},
+    {"start_timestamp", 15, T_STAMP, NULL, R_MAIN_STAMP},
+    {"end_timestamp", 13, T_STAMP, NULL, 0},
+    {"cost", 4, T_NUMBER, NULL, 0},
+    {"volume", 6, T_OBJ, &Volume, 0},
+    {"traffic_type", 12, T_OBJ, &Renamed, 0},
+    {"organisation", 12, T_OBJ, &Organisation, 0},
+    {"currency", 8, T_OBJ_NULL, &Identified, 0},
+    {"operator", 8, T_OBJ_NULL, &Operator, 0},
+    {"tariff", 6, T_OBJ_NULL, &Tariff, 0},
+    {"endpoint", 8, T_OBJ_NULL, &UsageEndpoint, 0},
+    {"sim", 3, T_OBJ_NULL, &Sim, 0},
+    {"imsi", 4, T_DIGITS, NULL, 0},
+    {"imsi_id", 7, T_INT_NULL, NULL, 0},
+    {"keen", 4, T_DROP, NULL, 0},
+    {"event_type", 10, T_DECLINE, NULL, 0},
 };
 static const Struct Usage = {FIELDS(usage_fields), usage_appended, -1};
 
@@ -211,11 +212,8 @@ static char *buffer;
 static Py_ssize_t buffer_cap;
 
 static int
-reserve(Scan *s, Py_ssize_t more)
+grow(Scan *s, Py_ssize_t more)
 {
-    if (s->len + more <= s->cap) {
-        return OK;
-    }
     Py_ssize_t cap = (s->len + more) * 2;
     char *grown = PyMem_Realloc(s->out, cap);
     if (grown == NULL) {
@@ -226,7 +224,13 @@ reserve(Scan *s, Py_ssize_t more)
     return OK;
 }
 
-static int
+static inline int
+reserve(Scan *s, Py_ssize_t more)
+{
+    return s->len + more <= s->cap ? OK : grow(s, more);
+}
+
+static inline int
 put(Scan *s, const void *bytes, Py_ssize_t n)
 {
     if (reserve(s, n) != OK) {
@@ -436,36 +440,41 @@ escape(Scan *s, const unsigned char **at)
     return put_char(s, c);
 }
 
-/* The string at ``s->p`` (its opening quote), written as orjson writes it. */
+/* Bytes a string holds as they are: ASCII from the space on, but the quote and the backslash
+ * (set up with the module). */
+static unsigned char PLAIN[256];
+
+/* The string at ``s->p`` (its opening quote), written as orjson writes it. The input is a
+ * bytes object's buffer: the NUL after its end is no plain byte, so runs stop there. */
 static int
 copy_string(Scan *s)
 {
-    const unsigned char *p = s->p + 1, *end = s->end;
-    TRY(PUT(s, "\""));
+    const unsigned char *run = s->p, *p = s->p + 1, *end = s->end;
     for (;;) {
-        const unsigned char *run = p;
-        for (;;) {
-            while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
-                p++;
-            }
-            if (p >= end || *p < 0x80) {
-                break;
-            }
+        while (PLAIN[*p]) {
+            p++;
+        }
+        if (p >= end) {
+            return DECLINE;
+        }
+        if (*p == '"') {
+            s->p = p + 1;
+            return put(s, run, p + 1 - run);
+        }
+        if (*p >= 0x80) {
             int n = utf8_length(p, end);
             if (n == 0) {
                 return DECLINE;
             }
             p += n;
+            continue;
+        }
+        if (*p != '\\') {
+            return DECLINE; /* a control character */
         }
         TRY(put(s, run, p - run));
-        if (p >= end || *p < 0x20) {
-            return DECLINE;
-        }
-        if (*p == '"') {
-            s->p = p + 1;
-            return PUT(s, "\"");
-        }
         TRY(escape(s, &p));
+        run = p;
     }
 }
 
@@ -1024,9 +1033,9 @@ static const Field *
 find_field(const Struct *type, const unsigned char *key, Py_ssize_t length)
 {
     for (int i = 0; i < type->count; i++) {
-        const char *name = type->fields[i].name;
-        if ((Py_ssize_t)strlen(name) == length && memcmp(name, key, length) == 0) {
-            return &type->fields[i];
+        const Field *field = &type->fields[i];
+        if (field->length == length && memcmp(field->name, key, length) == 0) {
+            return field;
         }
     }
     return NULL;
@@ -1202,6 +1211,7 @@ typedef struct Rules Rules;
 
 typedef struct {
     const char *name;
+    Py_ssize_t length;
     int action;
     int flags;
     const Rules *inner;
@@ -1219,50 +1229,50 @@ struct Rules {
 
 static const Rules Named = {NULL, 0, {NULL, NULL}, 1, 0};
 
-static const Rule sim_rules[] = {{"production_date", A_STAMP, 0, NULL}};
+static const Rule sim_rules[] = {{"production_date", 15, A_STAMP, 0, NULL}};
 static const Rules SimRules = {RULES(sim_rules), {"id", "iccid"}, 0, 0};
 
-static const Rule imsi_rules[] = {{"import_date", A_STAMP, 0, NULL}};
+static const Rule imsi_rules[] = {{"import_date", 11, A_STAMP, 0, NULL}};
 static const Rules ImsiRules = {RULES(imsi_rules), {NULL, NULL}, 0, 0};
 
-static const Rule event_balance_rules[] = {{"expiry_date", A_COPY, OLD_DROP_NULL, NULL}};
+static const Rule event_balance_rules[] = {{"expiry_date", 11, A_COPY, OLD_DROP_NULL, NULL}};
 static const Rules EventBalanceRules = {RULES(event_balance_rules), {NULL, NULL}, 0, 0};
 
 static const Rule event_endpoint_rules[] = {
-    {"balance", A_OBJ_ANY, OLD_DROP_NULL, &EventBalanceRules},
+    {"balance", 7, A_OBJ_ANY, OLD_DROP_NULL, &EventBalanceRules},
 };
 static const Rules EventEndpointRules = {RULES(event_endpoint_rules), {"id", "name"}, 0, 0};
 
 static const Rule usage_balance_rules[] = {
-    {"last_updated", A_STAMP, 0, NULL},
-    {"expiry_date", A_STAMP, OLD_DROP_NULL, NULL},
+    {"last_updated", 12, A_STAMP, 0, NULL},
+    {"expiry_date", 11, A_STAMP, OLD_DROP_NULL, NULL},
 };
 static const Rules UsageBalanceRules = {RULES(usage_balance_rules), {NULL, NULL}, 0, 0};
 
 static const Rule usage_endpoint_rules[] = {
-    {"balance", A_OBJ, OLD_DROP_NULL, &UsageBalanceRules},
+    {"balance", 7, A_OBJ, OLD_DROP_NULL, &UsageBalanceRules},
 };
 static const Rules UsageEndpointRules = {RULES(usage_endpoint_rules), {"id", "balance"}, 0, 0};
 
 static const Rule event_root_rules[] = {
-    {"timestamp", A_STAMP, REQUIRED, NULL},
-    {"alert", A_ALERT, 0, NULL},
-    {"event_source", A_OBJ, 0, &Named},
-    {"endpoint", A_OBJ, 0, &EventEndpointRules},
-    {"sim", A_OBJ, 0, &SimRules},
-    {"imsi", A_OBJ, KEEN_DROP, &ImsiRules},
-    {"user", A_COPY, KEEN_DROP, NULL},
+    {"timestamp", 9, A_STAMP, REQUIRED, NULL},
+    {"alert", 5, A_ALERT, 0, NULL},
+    {"event_source", 12, A_OBJ, 0, &Named},
+    {"endpoint", 8, A_OBJ, 0, &EventEndpointRules},
+    {"sim", 3, A_OBJ, 0, &SimRules},
+    {"imsi", 4, A_OBJ, KEEN_DROP, &ImsiRules},
+    {"user", 4, A_COPY, KEEN_DROP, NULL},
 };
 static const Rules EventRoot = {RULES(event_root_rules), {NULL, NULL}, 0, 1};
 
 static const Rule usage_root_rules[] = {
-    {"start_timestamp", A_STAMP, START | REQUIRED, NULL},
-    {"end_timestamp", A_STAMP, REQUIRED, NULL},
-    {"traffic_type", A_OBJ, REQUIRED, &Named},
-    {"endpoint", A_OBJ, 0, &UsageEndpointRules},
-    {"sim", A_OBJ, 0, &SimRules},
-    {"imsi", A_COPY, KEEN_DROP, NULL},
-    {"imsi_id", A_COPY, KEEN_DROP, NULL},
+    {"start_timestamp", 15, A_STAMP, START | REQUIRED, NULL},
+    {"end_timestamp", 13, A_STAMP, REQUIRED, NULL},
+    {"traffic_type", 12, A_OBJ, REQUIRED, &Named},
+    {"endpoint", 8, A_OBJ, 0, &UsageEndpointRules},
+    {"sim", 3, A_OBJ, 0, &SimRules},
+    {"imsi", 4, A_COPY, KEEN_DROP, NULL},
+    {"imsi_id", 7, A_COPY, KEEN_DROP, NULL},
 };
 static const Rules UsageRoot = {RULES(usage_root_rules), {NULL, NULL}, 0, 1};
 
@@ -1342,9 +1352,9 @@ static const Rule *
 find_rule(const Rules *rules, const char *key, Py_ssize_t length)
 {
     for (int i = 0; i < rules->count; i++) {
-        const char *name = rules->rules[i].name;
-        if ((Py_ssize_t)strlen(name) == length && memcmp(name, key, length) == 0) {
-            return &rules->rules[i];
+        const Rule *rule = &rules->rules[i];
+        if (rule->length == length && memcmp(rule->name, key, length) == 0) {
+            return rule;
         }
     }
     return NULL;
@@ -1564,5 +1574,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__canonical(void)
 {
+    for (int c = 0x20; c < 0x80; c++) {
+        PLAIN[c] = c != '"' && c != '\\';
+    }
     return PyModule_Create(&module);
 }
