@@ -1283,9 +1283,10 @@ typedef struct {
     int started;
 } Rendering;
 
-/* A canonical timestamp in the legacy layout: its first 10 characters, a space, the next 8. */
+/* A canonical timestamp's text in the legacy layout, without quotes: its first 10 characters,
+ * a space, the next 8 (``start``, if given, keeps a copy). */
 static int
-legacy_stamp(Scan *s, Rendering *r, int start)
+legacy_text(Scan *s, char *start)
 {
     const unsigned char *text;
     Py_ssize_t length;
@@ -1301,19 +1302,26 @@ legacy_stamp(Scan *s, Rendering *r, int start)
     if (length - 2 < 19) {
         return DECLINE;
     }
-    TRY(reserve(s, 21));
+    TRY(reserve(s, 19));
     char *o = s->out + s->len;
-    o[0] = '"';
-    memcpy(o + 1, text + 1, 10);
-    o[11] = ' ';
-    memcpy(o + 12, text + 12, 8);
-    o[20] = '"';
-    if (start) {
-        memcpy(r->start, o + 1, 19);
-        r->started = 1;
+    memcpy(o, text + 1, 10);
+    o[10] = ' ';
+    memcpy(o + 11, text + 12, 8);
+    if (start != NULL) {
+        memcpy(start, o, 19);
     }
-    s->len += 21;
+    s->len += 19;
     return OK;
+}
+
+/* A canonical timestamp in the legacy layout, in quotes. */
+static int
+legacy_stamp(Scan *s, Rendering *r, int start)
+{
+    TRY(PUT(s, "\""));
+    TRY(legacy_text(s, start ? r->start : NULL));
+    r->started |= start;
+    return PUT(s, "\"");
 }
 
 static int render_object(Scan *s, Rendering *r, const Rules *rules, int depth);
@@ -1555,11 +1563,534 @@ render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBytes_FromStringAndSize(s.out, s.len);
 }
 
+/* ---- CSV rows: a stored record's canonical bytes as one row of an S3 layout ----
+ *
+ * ``csv_layout(nodes, legacy)`` registers a layout (schemas/csv_rows.py builds it from the
+ * column tables: a tree of the fields its columns read, children of a node next to each
+ * other, each node ``(name, column or -1, first child, children, type)``) and returns its
+ * number; ``csv_row(body, layout, old)`` writes the row as schemas.csv_rows writes it cell by
+ * cell, or returns None for one it leaves to it (a decimal to round, a number in exponent form,
+ * a text ``detail``, an escape in a timestamp, ...).
+ */
+
+enum { C_INT, C_STR, C_TS, C_BOOL, C_NUM, C_DEC6, C_DEC10, C_JSON };
+static const char *const column_types[] = {"int", "str", "ts", "bool", "num", "dec6", "dec10",
+                                           "json", NULL};
+
+#define MAX_LAYOUTS 8
+#define MAX_COLUMNS 64
+
+typedef struct {
+    char *name;
+    Py_ssize_t length;
+    int column;
+    int first;
+    int children;
+    int type;
+} Node;
+
+typedef struct {
+    Node *nodes;
+    int columns;
+    int types[MAX_COLUMNS];
+    int legacy;
+} Layout;
+
+static Layout layouts[MAX_LAYOUTS];
+static int layout_count;
+
+/* Past the value at ``s->p`` (canonical JSON: its strings, numbers and literals end where the
+ * next delimiter is). */
+static int
+skip_value(Scan *s, int depth)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    if (p >= end) {
+        return DECLINE;
+    }
+    if (*p == '"') {
+        for (p++; p < end && *p != '"'; p++) {
+            p += *p == '\\';
+        }
+        if (p >= end) {
+            return DECLINE;
+        }
+        s->p = p + 1;
+        return OK;
+    }
+    if (*p == '{' || *p == '[') {
+        unsigned char close = *p == '{' ? '}' : ']';
+        if (depth >= MAX_DEPTH) {
+            return DECLINE;
+        }
+        s->p++;
+        if (at(s, close)) {
+            s->p++;
+            return OK;
+        }
+        for (;;) {
+            if (close == '}') {
+                TRY(skip_value(s, depth + 1)); /* the key */
+                if (!at(s, ':')) {
+                    return DECLINE;
+                }
+                s->p++;
+            }
+            TRY(skip_value(s, depth + 1));
+            if (at(s, close)) {
+                s->p++;
+                return OK;
+            }
+            if (!at(s, ',')) {
+                return DECLINE;
+            }
+            s->p++;
+        }
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']') {
+        p++;
+    }
+    s->p = p;
+    return OK;
+}
+
+/* Where each column's value starts in the record (NULL: none, or null). */
+static int
+find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned char **cells,
+             int depth)
+{
+    s->p++;
+    if (at(s, '}')) {
+        s->p++;
+        return OK;
+    }
+    for (;;) {
+        const unsigned char *key;
+        Py_ssize_t length;
+        if (!at(s, '"')) {
+            return DECLINE;
+        }
+        TRY(string_span(s, &key, &length));
+        if (!at(s, ':')) {
+            return DECLINE;
+        }
+        s->p++;
+        const Node *found = NULL;
+        for (int i = node->first; i < node->first + node->children; i++) {
+            const Node *child = &layout->nodes[i];
+            if (child->length == length - 2 && memcmp(child->name, key + 1, length - 2) == 0) {
+                found = child;
+                break;
+            }
+        }
+        if (found != NULL && found->children > 0) {
+            if (at(s, '{') && depth < MAX_DEPTH) {
+                TRY(find_columns(s, layout, found, cells, depth + 1));
+            }
+            else if (is_null(s)) {
+                s->p += 4;
+            }
+            else {
+                return DECLINE; /* an entity that is no object */
+            }
+        }
+        else {
+            if (found != NULL && found->column >= 0 && !is_null(s)) {
+                cells[found->column] = s->p;
+            }
+            TRY(skip_value(s, depth));
+        }
+        if (at(s, '}')) {
+            s->p++;
+            return OK;
+        }
+        if (!at(s, ',')) {
+            return DECLINE;
+        }
+        s->p++;
+    }
+}
+
+/* The string at ``s->p`` (canonical: escapes as orjson writes them), quotes included. */
+static int
+string_extent(Scan *s, const unsigned char **text, Py_ssize_t *length)
+{
+    *text = s->p;
+    TRY(skip_value(s, 0));
+    *length = s->p - *text;
+    return OK;
+}
+
+/* Double every quote written since ``from`` (a CSV cell's text). */
+static int
+double_quotes(Scan *s, Py_ssize_t from)
+{
+    Py_ssize_t quotes = 0;
+    for (Py_ssize_t i = from; i < s->len; i++) {
+        quotes += s->out[i] == '"';
+    }
+    if (quotes == 0) {
+        return OK;
+    }
+    TRY(reserve(s, quotes));
+    char *o = s->out;
+    Py_ssize_t r = s->len - 1, w = s->len + quotes - 1;
+    for (; r >= from; r--) {
+        o[w--] = o[r];
+        if (o[r] == '"') {
+            o[w--] = '"';
+        }
+    }
+    s->len += quotes;
+    return OK;
+}
+
+/* A JSON string's text, unescaped (every escape orjson writes is a character of one byte). */
+static int
+put_text(Scan *s, const unsigned char *p, const unsigned char *end)
+{
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p != '\\') {
+            p++;
+        }
+        TRY(put(s, run, p - run));
+        if (p >= end) {
+            return OK;
+        }
+        static const char plain[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+        const char *found = p + 1 < end && p[1] != 'u' && p[1] ? strchr(plain, p[1]) : NULL;
+        if (found != NULL && (found - plain) % 2 == 0) {
+            TRY(put(s, found + 1, 1));
+            p += 2;
+            continue;
+        }
+        long c = p + 1 < end && p[1] == 'u' ? hex_value(p + 2, end) : -1;
+        if (c < 0 || c >= 0x80) {
+            return DECLINE;
+        }
+        char one = (char)c;
+        TRY(put(s, &one, 1));
+        p += 6;
+    }
+    return OK;
+}
+
+/* A number's digits without exponent: ``digits`` holds a zero (room for a carry), the whole
+ * part (no leading zero but a lone one) and the fraction; returns the count of whole digits,
+ * or -1 when it would not fit. */
+typedef struct {
+    char digits[400];
+    int whole;
+    int fraction;
+    int negative;
+} Plain;
+
+static int
+plain_digits(const Number *n, Plain *out)
+{
+    const unsigned char *p = n->start + (n->start[0] == '-');
+    char mantissa[360];
+    int m = 0;
+    out->negative = n->start[0] == '-';
+    for (const unsigned char *q = p; q < n->start + n->length && *q != 'e' && *q != 'E'; q++) {
+        if (*q != '.') {
+            if (m == (int)sizeof(mantissa)) {
+                return -1;
+            }
+            mantissa[m++] = (char)*q;
+        }
+    }
+    long e = 0;
+    if (n->exponent) {
+        const unsigned char *q = p + n->whole + (n->fraction ? n->fraction + 1 : 0) + 1;
+        int minus = *q == '-';
+        q += *q == '-' || *q == '+';
+        for (; q < n->start + n->length && e < 1000; q++) {
+            e = e * 10 + (*q - '0');
+        }
+        e = minus ? -e : e;
+    }
+    long point = n->whole + e; /* digits of the mantissa before the point */
+    int lead = point <= 0 ? (int)(1 - point) : 0;
+    long total = lead + m + (point > m ? point - m : 0);
+    if (total + 1 > (long)sizeof(out->digits) || point > 300 || point < -300) {
+        return -1;
+    }
+    char *d = out->digits;
+    *d++ = '0';
+    memset(d, '0', lead);
+    memcpy(d + lead, mantissa, m);
+    memset(d + lead + m, '0', total - lead - m);
+    int whole = point <= 0 ? 1 : (int)point;
+    int skip = 0; /* leading zeros of the whole part, but the last */
+    while (skip < whole - 1 && d[skip] == '0') {
+        skip++;
+    }
+    memmove(d, d + skip, total - skip);
+    out->whole = whole - skip;
+    out->fraction = (int)(total - whole);
+    return out->whole;
+}
+
+/* A number as a cell of ``scale`` decimals, as schemas.csv_rows writes it from the number's
+ * shortest digits: rounded half to even where it has more, zeros after them where fewer, zero
+ * without a sign. */
+static int
+put_scaled(Scan *s, const Number *n, int scale)
+{
+    Plain plain;
+    if (plain_digits(n, &plain) < 0 || plain.whole + scale + 1 > (int)sizeof(plain.digits)) {
+        return DECLINE;
+    }
+    char *d = plain.digits; /* d[0]: the carry; d[1 .. whole + scale]: the digits kept */
+    int count = plain.whole + scale;
+    int dropped = plain.fraction - scale;
+    char rest[1] = {'0'};
+    int beyond = 0;
+    if (dropped > 0) {
+        rest[0] = d[1 + count];
+        for (int i = count + 2; i <= plain.whole + plain.fraction; i++) {
+            beyond |= d[i] != '0';
+        }
+    }
+    for (int i = plain.whole + plain.fraction + 1; i <= count; i++) {
+        d[i] = '0';
+    }
+    int last = d[count] - '0';
+    if (rest[0] > '5' || (rest[0] == '5' && (beyond || last % 2 == 1))) {
+        int i = count;
+        for (; i >= 1 && d[i] == '9'; i--) {
+            d[i] = '0';
+        }
+        d[i]++;
+    }
+    int start = d[0] == '1' ? 0 : 1, zero = 1;
+    for (int i = start; i <= count; i++) {
+        zero &= d[i] == '0';
+    }
+    if (zero) {
+        static const char zeros[] = "0000000000";
+        TRY(PUT(s, "0."));
+        return put(s, zeros, scale);
+    }
+    if (plain.negative) {
+        TRY(PUT(s, "-"));
+    }
+    TRY(put(s, d + start, plain.whole + 1 - start));
+    TRY(PUT(s, "."));
+    return put(s, d + 1 + plain.whole, scale);
+}
+
+/* A number never in exponent form, with a point: its shortest digits written out. */
+static int
+put_plain(Scan *s, const Number *n)
+{
+    Plain plain;
+    if (plain_digits(n, &plain) < 0) {
+        return DECLINE;
+    }
+    if (plain.negative) {
+        TRY(PUT(s, "-"));
+    }
+    TRY(put(s, plain.digits + 1, plain.whole));
+    TRY(PUT(s, "."));
+    return plain.fraction ? put(s, plain.digits + 1 + plain.whole, plain.fraction) : PUT(s, "0");
+}
+
+/* One cell: nothing for a null, else the value's text in quotes. */
+static int
+put_cell(Scan *s, const unsigned char *value, int type, int legacy)
+{
+    if (value == NULL) {
+        return OK;
+    }
+    s->p = value;
+    TRY(PUT(s, "\""));
+    Py_ssize_t from = s->len;
+    if (*value == '"') {
+        const unsigned char *text;
+        Py_ssize_t length;
+        if (type == C_JSON) {
+            return DECLINE; /* a text detail: is it a document? the reference tells */
+        }
+        if (type == C_TS && legacy) {
+            TRY(legacy_text(s, NULL));
+        }
+        else {
+            TRY(string_extent(s, &text, &length));
+            TRY(put_text(s, text + 1, text + length - 1));
+        }
+    }
+    else if (*value == 't' || *value == 'f') {
+        int yes = *value == 't';
+        TRY(legacy ? (yes ? PUT(s, "1") : PUT(s, "0")) : (yes ? PUT(s, "true") : PUT(s, "false")));
+    }
+    else if (*value == '{' || *value == '[') {
+        TRY(any_value(s, 1));
+    }
+    else {
+        Number n;
+        TRY(scan_number(s, &n));
+        if (type == C_DEC6 || type == C_DEC10) {
+            TRY(put_scaled(s, &n, type == C_DEC6 ? 6 : 10));
+        }
+        else if (is_integer(&n)) {
+            TRY(put_integer(s, &n));
+        }
+        else {
+            TRY(put_plain(s, &n));
+        }
+    }
+    TRY(double_quotes(s, from));
+    return PUT(s, "\"");
+}
+
+/* ``old``: every character beyond ASCII as one space. */
+static void
+ascii_spaces(Scan *s)
+{
+    Py_ssize_t w = 0;
+    for (Py_ssize_t r = 0; r < s->len; r++) {
+        unsigned char c = (unsigned char)s->out[r];
+        if (c < 0x80) {
+            s->out[w++] = (char)c;
+        }
+        else if (c >= 0xC0) {
+            s->out[w++] = ' ';
+        }
+    }
+    s->len = w;
+}
+
+static PyObject *
+csv_row(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "csv_row(body: bytes, layout: int, old: bool)");
+        return NULL;
+    }
+    long index = PyLong_AsLong(args[1]);
+    int old = PyObject_IsTrue(args[2]);
+    if ((index == -1 && PyErr_Occurred()) || old < 0) {
+        return NULL;
+    }
+    if (index < 0 || index >= layout_count) {
+        PyErr_SetString(PyExc_ValueError, "no such layout");
+        return NULL;
+    }
+    const Layout *layout = &layouts[index];
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const unsigned char *body = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Scan s = {body, body + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
+    const unsigned char *cells[MAX_COLUMNS] = {NULL};
+    int status = reserve(&s, size + 256);
+    if (status == OK) {
+        status = at(&s, '{') ? find_columns(&s, layout, &layout->nodes[0], cells, 1) : DECLINE;
+    }
+    for (int i = 0; status == OK && i < layout->columns; i++) {
+        status = i ? PUT(&s, ",") : OK;
+        if (status == OK) {
+            status = put_cell(&s, cells[i], layout->types[i], layout->legacy);
+        }
+    }
+    if (status == OK) {
+        status = PUT(&s, "\n");
+    }
+    if (status == NOMEM) {
+        return PyErr_NoMemory();
+    }
+    if (status == DECLINE || (s.wide && s.odd)) {
+        Py_RETURN_NONE;
+    }
+    if (old) {
+        ascii_spaces(&s);
+    }
+    return PyBytes_FromStringAndSize(s.out, s.len);
+}
+
+/* One node of a layout's tree: ``(name, column, first child, children, type)``. */
+static int
+read_node(PyObject *item, Node *node)
+{
+    const char *name, *type;
+    Py_ssize_t length;
+    if (!PyArg_ParseTuple(item, "s#iiis", &name, &length, &node->column, &node->first,
+                          &node->children, &type)) {
+        return -1;
+    }
+    node->name = PyMem_Malloc(length + 1);
+    if (node->name == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(node->name, name, length + 1);
+    node->length = length;
+    node->type = -1;
+    for (int t = 0; column_types[t]; t++) {
+        if (strcmp(type, column_types[t]) == 0) {
+            node->type = t;
+        }
+    }
+    if (node->column >= 0 && (node->type < 0 || node->column >= MAX_COLUMNS)) {
+        PyErr_Format(PyExc_ValueError, "column %d: type %s", node->column, type);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+csv_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || layout_count == MAX_LAYOUTS) {
+        PyErr_SetString(PyExc_TypeError, "csv_layout(nodes: list[tuple], legacy: bool)");
+        return NULL;
+    }
+    PyObject *items = PySequence_Fast(args[0], "nodes must be a sequence");
+    int legacy = PyObject_IsTrue(args[1]);
+    if (items == NULL || legacy < 0) {
+        Py_XDECREF(items);
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    Layout *layout = &layouts[layout_count];
+    layout->nodes = PyMem_Calloc(count ? count : 1, sizeof(Node));
+    layout->legacy = legacy;
+    layout->columns = 0;
+    if (layout->nodes == NULL) {
+        Py_DECREF(items);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Node *node = &layout->nodes[i];
+        if (read_node(PySequence_Fast_GET_ITEM(items, i), node) < 0 ||
+            node->first + node->children > count) {
+            Py_DECREF(items);
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "a node's children are beyond the nodes");
+            }
+            return NULL;
+        }
+        if (node->column >= 0) {
+            layout->types[node->column] = node->type;
+            layout->columns = node->column + 1 > layout->columns ? node->column + 1 : layout->columns;
+        }
+    }
+    Py_DECREF(items);
+    return PyLong_FromLong(layout_count++);
+}
+
 static PyMethodDef methods[] = {
     {"canonical", (PyCFunction)(void (*)(void))canonical, METH_FASTCALL,
      "canonical(raw, usage, want) -> (body, usage, organisation, event_type, alert) or None"},
     {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
      "render(body, usage, old, keen) -> bytes or None"},
+    {"csv_layout", (PyCFunction)(void (*)(void))csv_layout, METH_FASTCALL,
+     "csv_layout(nodes, legacy) -> int"},
+    {"csv_row", (PyCFunction)(void (*)(void))csv_row, METH_FASTCALL,
+     "csv_row(body, layout, old) -> bytes or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,13 +6,17 @@ non-ASCII character becomes a space); volumes at 6 decimals and ``cost`` at 10, 
 writes them; other numbers never in exponent notation; ``detail`` as compact JSON, or as its
 text when it is a string.
 
-A row reads only the record's columns: msgspec reads them, in C, into structs made from the
-column tables (the rest of the record is skipped), typed so that what most cells hold is known
-without looking: text or an integer, written as it is. One ``attrgetter`` takes every column's
-value and one ``%`` writes them under a template of the layout's cells; only legacy
-timestamps, booleans, decimals and ``detail`` are written in Python, cell by cell. A record
-whose columns hold anything else (a number in a text column, a text with a quote in it) is
-written cell by cell, read again without types when the types refused it.
+A row is written in one pass of C (``schemas/_canonical.c``) from the record's canonical bytes,
+for the rows it takes; the rest (a text ``detail``, Python's float form beside an integer beyond
+64 bits, a record the reference cannot write) are written here, the reference the C pass is
+held to (``tests/schemas/test_canonical.py``). Here a row reads only the record's columns:
+msgspec reads them, in C, into structs made from the column tables (the rest of the record is
+skipped), typed so that what most cells hold is known without looking: text or an integer,
+written as it is. One ``attrgetter`` takes every column's value and one ``%`` writes them under
+a template of the layout's cells; only legacy timestamps, booleans, decimals and ``detail`` are
+written in Python, cell by cell. A record whose columns hold anything else (a number in a text
+column, a text with a quote in it) is written cell by cell, read again without types when the
+types refused it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from schemas._canonical import csv_layout as _c_layout
+from schemas._canonical import csv_row as _c_row
 from schemas.csv_columns import LAYOUTS, SCALES
 from schemas.decode import loads
 from schemas.errors import MalformedRecord
@@ -36,11 +42,18 @@ __all__ = ["csv_row", "csv_row_stored"]
 
 def csv_row(record: Record, kind: Kind, version: Version) -> str:
     """One canonical record as a CSV row (with its line end) under ``csv_header``."""
-    return csv_row_stored(to_json(record), kind, version)
+    return csv_row_stored(to_json(record), kind, version).decode()
 
 
-def csv_row_stored(body: bytes, kind: Kind, version: Version) -> str:
-    """``csv_row`` of the record whose canonical bytes are ``body``."""
+def csv_row_stored(body: bytes, kind: Kind, version: Version) -> bytes:
+    """``csv_row`` of the record whose canonical bytes are ``body``, as UTF-8: in one pass of C
+    (``schemas/_canonical.c``) for the rows it takes, else as ``_reference_row`` writes it."""
+    row = _c_row(body, _C_LAYOUTS[kind, version is not Version.NEW], version is Version.OLD)
+    return _reference_row(body, kind, version).encode() if row is None else row
+
+
+def _reference_row(body: bytes, kind: Kind, version: Version) -> str:
+    """The row, written in Python: the reference the C pass is held to."""
     typed, loose = _READERS[kind]
     legacy = version is not Version.NEW
     layout = _LAYOUTS[kind, legacy]
@@ -228,6 +241,37 @@ it is (what a typed struct holds there: ``_TYPES``)."""
 
 
 _LAYOUTS = {key: _layout(*key) for key in LAYOUTS}
+
+
+def _nodes(kind: Kind, legacy: bool) -> list[tuple[str, int, int, int, str]]:
+    """A layout as the C pass takes it: the tree of the fields the columns of either layout of
+    ``kind`` read (an entity of either must be an object or null, as for ``_READERS``), a level
+    at a time (the children of a node next to each other), each node as ``(name, column of this
+    layout or -1, first child, children, column type)``; the first node is the record."""
+    tree: dict[str, Any] = {}
+    for other in (not legacy, legacy):  # the other layout's entities too: the readers have them
+        for index, column in enumerate(LAYOUTS[kind, other]):
+            node = tree
+            for key in column.path[:-1]:
+                node = node.setdefault(key, (-1, "", {}))[2]
+            node[column.path[-1]] = (index, column.type, {}) if other == legacy else (-1, "", {})
+    nodes = [["", -1, 1, len(tree), ""]]
+    level = [tree]
+    while level:
+        below = []
+        for children in level:
+            for name, (column, type_, inner) in children.items():
+                nodes.append([name, column, 0, len(inner), type_])
+                below.append(inner)
+        first = len(nodes)
+        for place, inner in enumerate(below, len(nodes) - len(below)):
+            nodes[place][2] = first
+            first += len(inner)
+        level = below
+    return [(str(n[0]), int(n[1]), int(n[2]), int(n[3]), str(n[4])) for n in nodes]
+
+
+_C_LAYOUTS = {key: _c_layout(_nodes(*key), key[1]) for key in LAYOUTS}
 
 
 _WIDE = Context(prec=400)  # every digit of any finite float and its fraction

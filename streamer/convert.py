@@ -101,7 +101,7 @@ def _to_csv(
                 f"{_label(name)}: record {index}: is {record_kind.article} record in a file"
                 f" of {csv_kind} records; a CSV file holds one kind: choose it with --kind"
             )
-        output.write(csv_row_stored(record[0], record_kind, version).encode())
+        output.write(csv_row_stored(record[0], record_kind, version))
         written += 1
     return written
 

@@ -45,7 +45,7 @@ def render_payload(kind: Kind, body: bytes, rendering: Rendering) -> bytes:
         return body
     try:
         if rendering.form is Form.CSV:
-            return csv_row_stored(body, kind, rendering.version).encode()
+            return csv_row_stored(body, kind, rendering.version)
         return dumps_stored(body, kind, rendering.version, rendering.shape)
     except Exception as exc:  # RecursionError, TypeError …: a renderer's bug, for this record
         raise Unrenderable(

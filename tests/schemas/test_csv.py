@@ -361,4 +361,6 @@ def test_free_form_columns_holding_other_json_types_are_written(version: Version
 @pytest.mark.parametrize("version", list(Version))
 def test_a_stored_record_gives_the_row_of_its_record(kind: Kind, version: Version) -> None:
     record = record_of(kind, description='say "hi"') if kind is Kind.EVENT else record_of(kind)
-    assert csv_row_stored(orjson.dumps(record), kind, version) == csv_row(record, kind, version)
+    assert csv_row_stored(orjson.dumps(record), kind, version).decode() == csv_row(
+        record, kind, version
+    )
