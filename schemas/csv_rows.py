@@ -255,7 +255,7 @@ def _nodes(kind: Kind, legacy: bool) -> list[tuple[str, int, int, int, str]]:
             for key in column.path[:-1]:
                 node = node.setdefault(key, (-1, "", {}))[2]
             node[column.path[-1]] = (index, column.type, {}) if other == legacy else (-1, "", {})
-    nodes = [["", -1, 1, len(tree), ""]]
+    nodes: list[list[Any]] = [["", -1, 1, len(tree), ""]]
     level = [tree]
     while level:
         below = []
@@ -268,7 +268,7 @@ def _nodes(kind: Kind, legacy: bool) -> list[tuple[str, int, int, int, str]]:
             nodes[place][2] = first
             first += len(inner)
         level = below
-    return [(str(n[0]), int(n[1]), int(n[2]), int(n[3]), str(n[4])) for n in nodes]
+    return [(n[0], n[1], n[2], n[3], n[4]) for n in nodes]
 
 
 _C_LAYOUTS = {key: _c_layout(_nodes(*key), key[1]) for key in LAYOUTS}
