@@ -1,4 +1,5 @@
-"""Where the time of ingest goes in the format layer: each step alone, per record.
+"""Where the time of the reference reader goes (the Python layer that reads what the C pass of
+``schemas._canonical`` leaves): each step alone, per record.
 
 Run: ``python3 -m bench.format_steps [--records N]``. The records are those of
 ``bench.formats`` (a 50/50 mix of event and usage records), written as ``new`` and as ``old``;

@@ -210,6 +210,19 @@ typedef struct {
 
 static char *buffer;
 static Py_ssize_t buffer_cap;
+#define KEPT_BUFFER (1 << 20) /* a larger one, for a large record, is freed after it */
+
+/* ``made`` (a call's result, or NULL), once the output buffer is back to its kept size. */
+static PyObject *
+done(PyObject *made)
+{
+    if (buffer_cap > KEPT_BUFFER) {
+        PyMem_Free(buffer);
+        buffer = NULL;
+        buffer_cap = 0;
+    }
+    return made;
+}
 
 static int
 grow(Scan *s, Py_ssize_t more)
@@ -424,6 +437,9 @@ escape(Scan *s, const unsigned char **at)
         return put_char(s, (unsigned char)found[1]);
     }
     long c = *p == 'u' ? hex_value(p + 1, end) : -1;
+    if (c < 0) {
+        return DECLINE;
+    }
     p += 5;
     if (c >= 0xD800 && c <= 0xDBFF) {
         long low = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex_value(p + 2, end) : -1;
@@ -433,7 +449,7 @@ escape(Scan *s, const unsigned char **at)
         c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
         p += 6;
     }
-    else if (c < 0 || (c >= 0xDC00 && c <= 0xDFFF)) {
+    else if (c >= 0xDC00 && c <= 0xDFFF) {
         return DECLINE;
     }
     *at = p;
@@ -747,6 +763,31 @@ new_key(Scan *s, Keys *keys, Py_ssize_t at, Py_ssize_t length)
     return OK;
 }
 
+/* Keys of one object as they are in the input (none with an escape: ``string_span``), to tell
+ * a duplicate where the output does not keep them all (renderings, CSV). */
+typedef struct {
+    const unsigned char *start[MAX_KEYS];
+    Py_ssize_t length[MAX_KEYS];
+    int count;
+} Spans;
+
+static int
+new_span(Spans *spans, const unsigned char *start, Py_ssize_t length)
+{
+    if (spans->count == MAX_KEYS) {
+        return DECLINE;
+    }
+    for (int i = 0; i < spans->count; i++) {
+        if (spans->length[i] == length && memcmp(spans->start[i], start, length) == 0) {
+            return DECLINE;
+        }
+    }
+    spans->start[spans->count] = start;
+    spans->length[spans->count] = length;
+    spans->count++;
+    return OK;
+}
+
 /* The key at ``s->p`` and its colon, written after a comma when ``members`` were written
  * before it; ``*at`` and ``*length`` tell where the key (quotes included) is in the output. */
 static int
@@ -911,7 +952,8 @@ valid_moment(const unsigned char *t, unsigned char sep)
 {
     static const char layout[] = "dddd-dd-dd?dd:dd:dd";
     for (int i = 0; i < 19; i++) {
-        if (layout[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != (layout[i] == '?' ? sep : layout[i])) {
+        unsigned char want = layout[i] == '?' ? sep : (unsigned char)layout[i];
+        if (layout[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != want) {
             return 0;
         }
     }
@@ -1158,8 +1200,15 @@ canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int usage = PyObject_IsTrue(args[1]);
+    if (usage < 0) {
+        return NULL;
+    }
     long want = PyLong_AsLong(args[2]);
-    if (usage < 0 || (want == -1 && PyErr_Occurred())) {
+    if (want == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (want < 0 || want > 2) {
+        PyErr_SetString(PyExc_ValueError, "want: 0 (any version), 1 (new) or 2 (legacy)");
         return NULL;
     }
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
@@ -1170,15 +1219,15 @@ canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int status = record(&s, usage ? &Usage : &Event);
     if (status == NOMEM) {
-        return PyErr_NoMemory();
+        return done(PyErr_NoMemory());
     }
     /* want: 0 any version, 1 new, 2 old or migrated */
     if (status == DECLINE || (s.wide && s.odd) || (want == 1 && s.legacy) ||
         (want == 2 && !s.legacy)) {
-        Py_RETURN_NONE;
+        return done(Py_NewRef(Py_None));
     }
-    return Py_BuildValue("(y#OLLi)", s.out, s.len, usage ? Py_True : Py_False, s.organisation,
-                         s.event_type, s.alert);
+    return done(Py_BuildValue("(y#OLLi)", s.out, s.len, usage ? Py_True : Py_False,
+                              s.organisation, s.event_type, s.alert));
 }
 
 /* ---- Rendering: a stored record's canonical bytes as ``old`` or ``migrated`` write them ----
@@ -1403,16 +1452,18 @@ swap_members(Scan *s, Py_ssize_t from, Py_ssize_t middle)
  * (-1: another), or -2 when it is left out. */
 static int
 render_member(Scan *s, Rendering *r, const Rules *rules, int members, int depth, int *kept,
-              unsigned *seen)
+              Spans *keys)
 {
     Py_ssize_t before = s->len, key, length;
+    const unsigned char *input = s->p, *text;
+    Py_ssize_t input_length;
+    TRY(string_span(s, &text, &input_length)); /* a key with an escape is the reference's */
+    TRY(new_span(keys, input, input_length));
+    s->p = input;
     TRY(member_key(s, members, &key, &length));
     const char *name = s->out + key + 1;
     Py_ssize_t size = length - 2;
     const Rule *rule = find_rule(rules, name, size);
-    if (rule != NULL) {
-        *seen |= 1u << (rule - rules->rules);
-    }
     int drop = r->keen && rule != NULL && (rule->flags & KEEN_DROP);
     *kept = picked(rules, name, size);
     if (r->keen && rules->pick[0] != NULL && *kept < 0) {
@@ -1447,7 +1498,8 @@ render_object(Scan *s, Rendering *r, const Rules *rules, int depth)
     TRY(PUT(s, "{"));
     skip_space(s);
     int members = 0, order[2] = {-1, -1};
-    unsigned seen = 0;
+    Spans keys;
+    keys.count = 0;
     Py_ssize_t starts[2] = {0, 0};
     if (at(s, '}')) {
         s->p++;
@@ -1456,8 +1508,8 @@ render_object(Scan *s, Rendering *r, const Rules *rules, int depth)
         for (int more = 1; more;) {
             int kept;
             Py_ssize_t before = s->len;
-            TRY(render_member(s, r, rules, members, depth, &kept, &seen));
-            if (kept >= 0 && r->keen && rules->pick[0] != NULL) {
+            TRY(render_member(s, r, rules, members, depth, &kept, &keys));
+            if (kept >= 0 && r->keen && rules->pick[0] != NULL && members < 2) {
                 order[members] = kept;
                 starts[members] = before + (members > 0);
             }
@@ -1466,7 +1518,13 @@ render_object(Scan *s, Rendering *r, const Rules *rules, int depth)
         }
     }
     for (int i = 0; i < rules->count; i++) {
-        if ((rules->rules[i].flags & REQUIRED) && !(seen & (1u << i))) {
+        const Rule *rule = &rules->rules[i];
+        int present = 0;
+        for (int k = 0; k < keys.count && !present; k++) {
+            present = keys.length[k] == rule->length + 2 &&
+                      memcmp(keys.start[k] + 1, rule->name, rule->length) == 0;
+        }
+        if ((rule->flags & REQUIRED) && !present) {
             return DECLINE;
         }
     }
@@ -1536,9 +1594,10 @@ render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "render(body: bytes, usage: bool, old: bool, keen: bool)");
         return NULL;
     }
+    Rendering r = {0, 0, {0}, 0};
     int usage = PyObject_IsTrue(args[1]);
-    Rendering r = {PyObject_IsTrue(args[2]), PyObject_IsTrue(args[3]), {0}, 0};
-    if (usage < 0 || r.old < 0 || r.keen < 0) {
+    if (usage < 0 || (r.old = PyObject_IsTrue(args[2])) < 0 ||
+        (r.keen = PyObject_IsTrue(args[3])) < 0) {
         return NULL;
     }
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
@@ -1555,12 +1614,12 @@ render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         status = spaced(&s);
     }
     if (status == NOMEM) {
-        return PyErr_NoMemory();
+        return done(PyErr_NoMemory());
     }
     if (status == DECLINE || (s.wide && s.odd)) {
-        Py_RETURN_NONE;
+        return done(Py_NewRef(Py_None));
     }
-    return PyBytes_FromStringAndSize(s.out, s.len);
+    return done(PyBytes_FromStringAndSize(s.out, s.len));
 }
 
 /* ---- CSV rows: a stored record's canonical bytes as one row of an S3 layout ----
@@ -1569,8 +1628,8 @@ render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * column tables: a tree of the fields its columns read, children of a node next to each
  * other, each node ``(name, column or -1, first child, children, type)``) and returns its
  * number; ``csv_row(body, layout, old)`` writes the row as schemas.csv_rows writes it cell by
- * cell, or returns None for one it leaves to it (a decimal to round, a number in exponent form,
- * a text ``detail``, an escape in a timestamp, ...).
+ * cell, or returns None for one it leaves to it (a text ``detail``, a duplicate key, an escape
+ * in a key or a timestamp, ...).
  */
 
 enum { C_INT, C_STR, C_TS, C_BOOL, C_NUM, C_DEC6, C_DEC10, C_JSON };
@@ -1599,66 +1658,13 @@ typedef struct {
 static Layout layouts[MAX_LAYOUTS];
 static int layout_count;
 
-/* Past the value at ``s->p`` (canonical JSON: its strings, numbers and literals end where the
- * next delimiter is). */
-static int
-skip_value(Scan *s, int depth)
-{
-    const unsigned char *p = s->p, *end = s->end;
-    if (p >= end) {
-        return DECLINE;
-    }
-    if (*p == '"') {
-        for (p++; p < end && *p != '"'; p++) {
-            p += *p == '\\';
-        }
-        if (p >= end) {
-            return DECLINE;
-        }
-        s->p = p + 1;
-        return OK;
-    }
-    if (*p == '{' || *p == '[') {
-        unsigned char close = *p == '{' ? '}' : ']';
-        if (depth >= MAX_DEPTH) {
-            return DECLINE;
-        }
-        s->p++;
-        if (at(s, close)) {
-            s->p++;
-            return OK;
-        }
-        for (;;) {
-            if (close == '}') {
-                TRY(skip_value(s, depth + 1)); /* the key */
-                if (!at(s, ':')) {
-                    return DECLINE;
-                }
-                s->p++;
-            }
-            TRY(skip_value(s, depth + 1));
-            if (at(s, close)) {
-                s->p++;
-                return OK;
-            }
-            if (!at(s, ',')) {
-                return DECLINE;
-            }
-            s->p++;
-        }
-    }
-    while (p < end && *p != ',' && *p != '}' && *p != ']') {
-        p++;
-    }
-    s->p = p;
-    return OK;
-}
-
 /* Where each column's value starts in the record (NULL: none, or null). */
 static int
 find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned char **cells,
              int depth)
 {
+    Spans keys;
+    keys.count = 0;
     s->p++;
     if (at(s, '}')) {
         s->p++;
@@ -1671,6 +1677,7 @@ find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned cha
             return DECLINE;
         }
         TRY(string_span(s, &key, &length));
+        TRY(new_span(&keys, key, length));
         if (!at(s, ':')) {
             return DECLINE;
         }
@@ -1698,7 +1705,9 @@ find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned cha
             if (found != NULL && found->column >= 0 && !is_null(s)) {
                 cells[found->column] = s->p;
             }
-            TRY(skip_value(s, depth));
+            Py_ssize_t mark = s->len; /* read whole (and checked), not kept */
+            TRY(any_value(s, depth));
+            s->len = mark;
         }
         if (at(s, '}')) {
             s->p++;
@@ -1711,13 +1720,20 @@ find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned cha
     }
 }
 
-/* The string at ``s->p`` (canonical: escapes as orjson writes them), quotes included. */
+/* The string at ``s->p`` (read before: valid), quotes included. */
 static int
 string_extent(Scan *s, const unsigned char **text, Py_ssize_t *length)
 {
+    const unsigned char *p = s->p + 1;
+    while (p < s->end && *p != '"') {
+        p += *p == '\\' ? 2 : 1;
+    }
+    if (p >= s->end) {
+        return DECLINE;
+    }
     *text = s->p;
-    TRY(skip_value(s, 0));
-    *length = s->p - *text;
+    *length = p + 1 - s->p;
+    s->p = p + 1;
     return OK;
 }
 
@@ -1972,8 +1988,11 @@ csv_row(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     long index = PyLong_AsLong(args[1]);
+    if (index == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
     int old = PyObject_IsTrue(args[2]);
-    if ((index == -1 && PyErr_Occurred()) || old < 0) {
+    if (old < 0) {
         return NULL;
     }
     if (index < 0 || index >= layout_count) {
@@ -1999,15 +2018,15 @@ csv_row(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         status = PUT(&s, "\n");
     }
     if (status == NOMEM) {
-        return PyErr_NoMemory();
+        return done(PyErr_NoMemory());
     }
     if (status == DECLINE || (s.wide && s.odd)) {
-        Py_RETURN_NONE;
+        return done(Py_NewRef(Py_None));
     }
     if (old) {
         ascii_spaces(&s);
     }
-    return PyBytes_FromStringAndSize(s.out, s.len);
+    return done(PyBytes_FromStringAndSize(s.out, s.len));
 }
 
 /* One node of a layout's tree: ``(name, column, first child, children, type)``. */
@@ -2044,8 +2063,12 @@ static PyObject *
 csv_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2 || layout_count == MAX_LAYOUTS) {
+    if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "csv_layout(nodes: list[tuple], legacy: bool)");
+        return NULL;
+    }
+    if (layout_count == MAX_LAYOUTS) {
+        PyErr_SetString(PyExc_ValueError, "no room for another CSV layout");
         return NULL;
     }
     PyObject *items = PySequence_Fast(args[0], "nodes must be a sequence");
@@ -2065,9 +2088,13 @@ csv_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         Node *node = &layout->nodes[i];
-        if (read_node(PySequence_Fast_GET_ITEM(items, i), node) < 0 ||
-            node->first + node->children > count) {
+        if (read_node(PySequence_Fast_GET_ITEM(items, i), node) < 0 || node->first < 0 ||
+            node->children < 0 || node->first + node->children > count) {
             Py_DECREF(items);
+            for (Py_ssize_t j = 0; j <= i; j++) {
+                PyMem_Free(layout->nodes[j].name);
+            }
+            PyMem_Free(layout->nodes);
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_ValueError, "a node's children are beyond the nodes");
             }
@@ -2075,7 +2102,9 @@ csv_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         if (node->column >= 0) {
             layout->types[node->column] = node->type;
-            layout->columns = node->column + 1 > layout->columns ? node->column + 1 : layout->columns;
+            if (node->column >= layout->columns) {
+                layout->columns = node->column + 1;
+            }
         }
     }
     Py_DECREF(items);

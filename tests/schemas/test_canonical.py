@@ -445,3 +445,29 @@ def test_generated_records_have_the_same_csv_rows(data: st.DataObject) -> None:
 )
 def test_the_c_pass_writes_the_rows_it_is_for(body: bytes, kind: Kind) -> None:
     assert rows_alike(body, kind) == 3
+
+
+_DUPLICATED = (
+    b'{"timestamp":"2020-11-10T08:59:19Z","endpoint":{"id":1,"id":2,"id":3},"zz":1,"zz":2}'
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "keen"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_a_body_with_duplicate_keys_is_rendered_by_the_reference(old: bool, keen: bool) -> None:
+    assert c_render(_DUPLICATED, False, old, keen) is None
+    for version in Version:
+        assert c_row(_DUPLICATED, C_LAYOUTS[Kind.EVENT, version is not Version.NEW], old) is None
+
+
+def test_a_body_that_is_no_json_is_written_by_the_reference() -> None:
+    for broken in (b',"zz":}', b',"zz":nope}', b',"zz":"\xff"}'):
+        body = orjson.dumps(EVENT)[:-1] + broken
+        assert c_render(body, False, True, False) is None
+        assert c_row(body, C_LAYOUTS[Kind.EVENT, False], False) is None
+
+
+def test_a_version_the_c_pass_does_not_know_is_refused() -> None:
+    with pytest.raises(ValueError, match="want"):
+        c_pass(orjson.dumps(EVENT), False, 3)
