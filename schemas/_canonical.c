@@ -63,125 +63,126 @@ struct Struct {
 };
 
 #define FIELDS(array) array, (int)(sizeof(array) / sizeof(array[0]))
+#define NAME(text) text, (Py_ssize_t)(sizeof(text) - 1)
 
-static const Field identified_fields[] = {{"id", 2, T_INT_NULL, NULL, 0}};
+static const Field identified_fields[] = {{NAME("id"), T_INT_NULL, NULL, 0}};
 static const Struct Identified = {FIELDS(identified_fields), NULL, -1};
 
 static const Field described_fields[] = {
-    {"id", 2, T_INT, NULL, 0},
-    {"description", 11, T_STR_NULL, NULL, 0},
+    {NAME("id"), T_INT, NULL, 0},
+    {NAME("description"), T_STR_NULL, NULL, 0},
 };
 static const Struct Described = {FIELDS(described_fields), NULL, -1};
 
 static const Field event_type_fields[] = {
-    {"id", 2, T_ID64, NULL, R_EVENT_TYPE},
-    {"description", 11, T_STR_NULL, NULL, 0},
+    {NAME("id"), T_ID64, NULL, R_EVENT_TYPE},
+    {NAME("description"), T_STR_NULL, NULL, 0},
 };
 static const Struct EventType = {FIELDS(event_type_fields), NULL, -1};
 
 static const Field renamed_fields[] = {
-    {"id", 2, T_INT, NULL, 0},
-    {"description", 11, T_STR_NULL, NULL, 0},
-    {"name", 4, T_NAME, NULL, 0},
+    {NAME("id"), T_INT, NULL, 0},
+    {NAME("description"), T_STR_NULL, NULL, 0},
+    {NAME("name"), T_NAME, NULL, 0},
 };
 static const Struct Renamed = {FIELDS(renamed_fields), NULL, 1};
 
-static const Field organisation_fields[] = {{"id", 2, T_ID64, NULL, R_ORGANISATION}};
+static const Field organisation_fields[] = {{NAME("id"), T_ID64, NULL, R_ORGANISATION}};
 static const Struct Organisation = {FIELDS(organisation_fields), NULL, -1};
 
 static const Field sim_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"iccid", 5, T_DIGITS, NULL, 0},
-    {"msisdn", 6, T_DIGITS, NULL, 0},
-    {"production_date", 15, T_STAMP_NULL, NULL, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("iccid"), T_DIGITS, NULL, 0},
+    {NAME("msisdn"), T_DIGITS, NULL, 0},
+    {NAME("production_date"), T_STAMP_NULL, NULL, 0},
 };
 static const Struct Sim = {FIELDS(sim_fields), NULL, -1};
 
 static const Field event_endpoint_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"imei", 4, T_DIGITS, NULL, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("imei"), T_DIGITS, NULL, 0},
 };
 static const Struct EventEndpoint = {FIELDS(event_endpoint_fields), NULL, -1};
 
 static const Field imsi_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"imsi", 4, T_DIGITS, NULL, 0},
-    {"import_date", 11, T_STAMP_NULL, NULL, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("imsi"), T_DIGITS, NULL, 0},
+    {NAME("import_date"), T_STAMP_NULL, NULL, 0},
 };
 static const Struct Imsi = {FIELDS(imsi_fields), NULL, -1};
 
 static const char *const event_appended[] = {"endpoint", "sim", "imsi", "user", "detail", NULL};
 static const Field event_fields[] = {
-    {"id", 2, T_ID64, NULL, 0},
-    {"timestamp", 9, T_STAMP, NULL, R_MAIN_STAMP},
-    {"event_type", 10, T_OBJ, &EventType, 0},
-    {"event_severity", 14, T_OBJ_NULL, &Described, 0},
-    {"event_source", 12, T_OBJ_NULL, &Renamed, 0},
-    {"organisation", 12, T_OBJ, &Organisation, 0},
-    {"alert", 5, T_ALERT, NULL, R_ALERT},
-    {"description", 11, T_STR_NULL, NULL, 0},
-    {"endpoint", 8, T_OBJ_NULL, &EventEndpoint, 0},
-    {"sim", 3, T_OBJ_NULL, &Sim, 0},
-    {"imsi", 4, T_OBJ_NULL, &Imsi, 0},
-    {"user", 4, T_OBJ_NULL, &Identified, 0},
-    {"detail", 6, T_ANY, NULL, 0},
+    {NAME("id"), T_ID64, NULL, 0},
+    {NAME("timestamp"), T_STAMP, NULL, R_MAIN_STAMP},
+    {NAME("event_type"), T_OBJ, &EventType, 0},
+    {NAME("event_severity"), T_OBJ_NULL, &Described, 0},
+    {NAME("event_source"), T_OBJ_NULL, &Renamed, 0},
+    {NAME("organisation"), T_OBJ, &Organisation, 0},
+    {NAME("alert"), T_ALERT, NULL, R_ALERT},
+    {NAME("description"), T_STR_NULL, NULL, 0},
+    {NAME("endpoint"), T_OBJ_NULL, &EventEndpoint, 0},
+    {NAME("sim"), T_OBJ_NULL, &Sim, 0},
+    {NAME("imsi"), T_OBJ_NULL, &Imsi, 0},
+    {NAME("user"), T_OBJ_NULL, &Identified, 0},
+    {NAME("detail"), T_ANY, NULL, 0},
 };
 static const Struct Event = {FIELDS(event_fields), event_appended, -1};
 
 static const Field volume_fields[] = {
-    {"total", 5, T_NUMBER, NULL, 0},
-    {"rx", 2, T_NUMBER, NULL, 0},
-    {"tx", 2, T_NUMBER, NULL, 0},
+    {NAME("total"), T_NUMBER, NULL, 0},
+    {NAME("rx"), T_NUMBER, NULL, 0},
+    {NAME("tx"), T_NUMBER, NULL, 0},
 };
 static const Struct Volume = {FIELDS(volume_fields), NULL, -1};
 
 static const Field operator_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"country", 7, T_OBJ_NULL, &Identified, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("country"), T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Operator = {FIELDS(operator_fields), NULL, -1};
 
 static const Field tariff_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"ratezone", 8, T_OBJ_NULL, &Identified, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("ratezone"), T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Tariff = {FIELDS(tariff_fields), NULL, -1};
 
 static const char *const balance_appended[] = {"expiry_date", NULL};
 static const Field balance_fields[] = {
-    {"amount", 6, T_NUMBER, NULL, 0},
-    {"last_updated", 12, T_STAMP_NULL, NULL, 0},
-    {"expiry_date", 11, T_STAMP_NULL, NULL, 0},
-    {"currency", 8, T_OBJ_NULL, &Identified, 0},
+    {NAME("amount"), T_NUMBER, NULL, 0},
+    {NAME("last_updated"), T_STAMP_NULL, NULL, 0},
+    {NAME("expiry_date"), T_STAMP_NULL, NULL, 0},
+    {NAME("currency"), T_OBJ_NULL, &Identified, 0},
 };
 static const Struct Balance = {FIELDS(balance_fields), balance_appended, -1};
 
 static const char *const usage_endpoint_appended[] = {"balance", NULL};
 static const Field usage_endpoint_fields[] = {
-    {"id", 2, T_INT_NULL, NULL, 0},
-    {"imei", 4, T_DIGITS, NULL, 0},
-    {"balance", 7, T_OBJ_NULL, &Balance, 0},
+    {NAME("id"), T_INT_NULL, NULL, 0},
+    {NAME("imei"), T_DIGITS, NULL, 0},
+    {NAME("balance"), T_OBJ_NULL, &Balance, 0},
 };
 static const Struct UsageEndpoint = {FIELDS(usage_endpoint_fields), usage_endpoint_appended, -1};
 
 static const char *const usage_appended[] = {"endpoint", "sim", "imsi", "imsi_id", NULL};
 static const Field usage_fields[] = {
-    {"id", 2, T_ID64, NULL, 0},
-    {"start_timestamp", 15, T_STAMP, NULL, R_MAIN_STAMP},
-    {"end_timestamp", 13, T_STAMP, NULL, 0},
-    {"cost", 4, T_NUMBER, NULL, 0},
-    {"volume", 6, T_OBJ, &Volume, 0},
-    {"traffic_type", 12, T_OBJ, &Renamed, 0},
-    {"organisation", 12, T_OBJ, &Organisation, 0},
-    {"currency", 8, T_OBJ_NULL, &Identified, 0},
-    {"operator", 8, T_OBJ_NULL, &Operator, 0},
-    {"tariff", 6, T_OBJ_NULL, &Tariff, 0},
-    {"endpoint", 8, T_OBJ_NULL, &UsageEndpoint, 0},
-    {"sim", 3, T_OBJ_NULL, &Sim, 0},
-    {"imsi", 4, T_DIGITS, NULL, 0},
-    {"imsi_id", 7, T_INT_NULL, NULL, 0},
-    {"keen", 4, T_DROP, NULL, 0},
-    {"event_type", 10, T_DECLINE, NULL, 0},
+    {NAME("id"), T_ID64, NULL, 0},
+    {NAME("start_timestamp"), T_STAMP, NULL, R_MAIN_STAMP},
+    {NAME("end_timestamp"), T_STAMP, NULL, 0},
+    {NAME("cost"), T_NUMBER, NULL, 0},
+    {NAME("volume"), T_OBJ, &Volume, 0},
+    {NAME("traffic_type"), T_OBJ, &Renamed, 0},
+    {NAME("organisation"), T_OBJ, &Organisation, 0},
+    {NAME("currency"), T_OBJ_NULL, &Identified, 0},
+    {NAME("operator"), T_OBJ_NULL, &Operator, 0},
+    {NAME("tariff"), T_OBJ_NULL, &Tariff, 0},
+    {NAME("endpoint"), T_OBJ_NULL, &UsageEndpoint, 0},
+    {NAME("sim"), T_OBJ_NULL, &Sim, 0},
+    {NAME("imsi"), T_DIGITS, NULL, 0},
+    {NAME("imsi_id"), T_INT_NULL, NULL, 0},
+    {NAME("keen"), T_DROP, NULL, 0},
+    {NAME("event_type"), T_DECLINE, NULL, 0},
 };
 static const Struct Usage = {FIELDS(usage_fields), usage_appended, -1};
 
@@ -1278,50 +1279,50 @@ struct Rules {
 
 static const Rules Named = {NULL, 0, {NULL, NULL}, 1, 0};
 
-static const Rule sim_rules[] = {{"production_date", 15, A_STAMP, 0, NULL}};
+static const Rule sim_rules[] = {{NAME("production_date"), A_STAMP, 0, NULL}};
 static const Rules SimRules = {RULES(sim_rules), {"id", "iccid"}, 0, 0};
 
-static const Rule imsi_rules[] = {{"import_date", 11, A_STAMP, 0, NULL}};
+static const Rule imsi_rules[] = {{NAME("import_date"), A_STAMP, 0, NULL}};
 static const Rules ImsiRules = {RULES(imsi_rules), {NULL, NULL}, 0, 0};
 
-static const Rule event_balance_rules[] = {{"expiry_date", 11, A_COPY, OLD_DROP_NULL, NULL}};
+static const Rule event_balance_rules[] = {{NAME("expiry_date"), A_COPY, OLD_DROP_NULL, NULL}};
 static const Rules EventBalanceRules = {RULES(event_balance_rules), {NULL, NULL}, 0, 0};
 
 static const Rule event_endpoint_rules[] = {
-    {"balance", 7, A_OBJ_ANY, OLD_DROP_NULL, &EventBalanceRules},
+    {NAME("balance"), A_OBJ_ANY, OLD_DROP_NULL, &EventBalanceRules},
 };
 static const Rules EventEndpointRules = {RULES(event_endpoint_rules), {"id", "name"}, 0, 0};
 
 static const Rule usage_balance_rules[] = {
-    {"last_updated", 12, A_STAMP, 0, NULL},
-    {"expiry_date", 11, A_STAMP, OLD_DROP_NULL, NULL},
+    {NAME("last_updated"), A_STAMP, 0, NULL},
+    {NAME("expiry_date"), A_STAMP, OLD_DROP_NULL, NULL},
 };
 static const Rules UsageBalanceRules = {RULES(usage_balance_rules), {NULL, NULL}, 0, 0};
 
 static const Rule usage_endpoint_rules[] = {
-    {"balance", 7, A_OBJ, OLD_DROP_NULL, &UsageBalanceRules},
+    {NAME("balance"), A_OBJ, OLD_DROP_NULL, &UsageBalanceRules},
 };
 static const Rules UsageEndpointRules = {RULES(usage_endpoint_rules), {"id", "balance"}, 0, 0};
 
 static const Rule event_root_rules[] = {
-    {"timestamp", 9, A_STAMP, REQUIRED, NULL},
-    {"alert", 5, A_ALERT, 0, NULL},
-    {"event_source", 12, A_OBJ, 0, &Named},
-    {"endpoint", 8, A_OBJ, 0, &EventEndpointRules},
-    {"sim", 3, A_OBJ, 0, &SimRules},
-    {"imsi", 4, A_OBJ, KEEN_DROP, &ImsiRules},
-    {"user", 4, A_COPY, KEEN_DROP, NULL},
+    {NAME("timestamp"), A_STAMP, REQUIRED, NULL},
+    {NAME("alert"), A_ALERT, 0, NULL},
+    {NAME("event_source"), A_OBJ, 0, &Named},
+    {NAME("endpoint"), A_OBJ, 0, &EventEndpointRules},
+    {NAME("sim"), A_OBJ, 0, &SimRules},
+    {NAME("imsi"), A_OBJ, KEEN_DROP, &ImsiRules},
+    {NAME("user"), A_COPY, KEEN_DROP, NULL},
 };
 static const Rules EventRoot = {RULES(event_root_rules), {NULL, NULL}, 0, 1};
 
 static const Rule usage_root_rules[] = {
-    {"start_timestamp", 15, A_STAMP, START | REQUIRED, NULL},
-    {"end_timestamp", 13, A_STAMP, REQUIRED, NULL},
-    {"traffic_type", 12, A_OBJ, REQUIRED, &Named},
-    {"endpoint", 8, A_OBJ, 0, &UsageEndpointRules},
-    {"sim", 3, A_OBJ, 0, &SimRules},
-    {"imsi", 4, A_COPY, KEEN_DROP, NULL},
-    {"imsi_id", 7, A_COPY, KEEN_DROP, NULL},
+    {NAME("start_timestamp"), A_STAMP, START | REQUIRED, NULL},
+    {NAME("end_timestamp"), A_STAMP, REQUIRED, NULL},
+    {NAME("traffic_type"), A_OBJ, REQUIRED, &Named},
+    {NAME("endpoint"), A_OBJ, 0, &UsageEndpointRules},
+    {NAME("sim"), A_OBJ, 0, &SimRules},
+    {NAME("imsi"), A_COPY, KEEN_DROP, NULL},
+    {NAME("imsi_id"), A_COPY, KEEN_DROP, NULL},
 };
 static const Rules UsageRoot = {RULES(usage_root_rules), {NULL, NULL}, 0, 1};
 
