@@ -255,6 +255,16 @@ put(Scan *s, const void *bytes, Py_ssize_t n)
     return OK;
 }
 
+/* A scan of ``bytes`` into the output buffer, with room for about its size. */
+static int
+scan_of(Scan *s, PyObject *bytes)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(bytes);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    *s = (Scan){.p = p, .end = p + size, .out = buffer, .cap = buffer_cap, .alert = -1};
+    return reserve(s, size + 256);
+}
+
 #define PUT(s, literal) put(s, literal, sizeof(literal) - 1)
 #define TRY(call)             \
     do {                      \
@@ -321,6 +331,10 @@ utf8_length(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* Bytes a string holds as they are: ASCII from the space on, but the quote and the backslash
+ * (set up with the module). */
+static unsigned char PLAIN[256];
+
 /* A string without escapes or control characters, in valid UTF-8: its bytes, quotes
  * included, are what orjson writes for it. ``s->p`` is at the opening quote. */
 static int
@@ -328,7 +342,7 @@ string_span(Scan *s, const unsigned char **start, Py_ssize_t *length)
 {
     const unsigned char *p = s->p + 1, *end = s->end;
     for (;;) {
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+        while (PLAIN[*p]) { /* stops at the NUL after a bytes object's end */
             p++;
         }
         if (p >= end || *p < 0x20 || *p == '\\') {
@@ -456,10 +470,6 @@ escape(Scan *s, const unsigned char **at)
     *at = p;
     return put_char(s, c);
 }
-
-/* Bytes a string holds as they are: ASCII from the space on, but the quote and the backslash
- * (set up with the module). */
-static unsigned char PLAIN[256];
 
 /* The string at ``s->p`` (its opening quote), written as orjson writes it. The input is a
  * bytes object's buffer: the NUL after its end is no plain byte, so runs stop there. */
@@ -789,6 +799,19 @@ new_span(Spans *spans, const unsigned char *start, Py_ssize_t length)
     return OK;
 }
 
+/* Past the colon after a key. */
+static int
+colon(Scan *s)
+{
+    skip_space(s);
+    if (!at(s, ':')) {
+        return DECLINE;
+    }
+    s->p++;
+    skip_space(s);
+    return OK;
+}
+
 /* The key at ``s->p`` and its colon, written after a comma when ``members`` were written
  * before it; ``*at`` and ``*length`` tell where the key (quotes included) is in the output. */
 static int
@@ -803,13 +826,21 @@ member_key(Scan *s, int members, Py_ssize_t *at_, Py_ssize_t *length)
     *at_ = s->len;
     TRY(copy_string(s));
     *length = s->len - *at_;
-    skip_space(s);
-    if (!at(s, ':')) {
+    TRY(colon(s));
+    return PUT(s, ":");
+}
+
+/* A key without escapes at ``s->p``, where it is in the input, and its colon (not written):
+ * a duplicate of one in ``keys`` is declined. */
+static int
+plain_key(Scan *s, Spans *keys, const unsigned char **start, Py_ssize_t *length)
+{
+    if (!at(s, '"')) {
         return DECLINE;
     }
-    s->p++;
-    skip_space(s);
-    return PUT(s, ":");
+    TRY(string_span(s, start, length));
+    TRY(new_span(keys, *start, *length));
+    return colon(s);
 }
 
 /* After a member: ``,`` (1) or the object's ``}`` (0). */
@@ -1212,10 +1243,8 @@ canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "want: 0 (any version), 1 (new) or 2 (legacy)");
         return NULL;
     }
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Scan s = {raw, raw + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
-    if (reserve(&s, size + 256) != OK) {
+    Scan s;
+    if (scan_of(&s, args[0]) != OK) {
         return PyErr_NoMemory();
     }
     int status = record(&s, usage ? &Usage : &Event);
@@ -1455,14 +1484,16 @@ static int
 render_member(Scan *s, Rendering *r, const Rules *rules, int members, int depth, int *kept,
               Spans *keys)
 {
-    Py_ssize_t before = s->len, key, length;
-    const unsigned char *input = s->p, *text;
-    Py_ssize_t input_length;
-    TRY(string_span(s, &text, &input_length)); /* a key with an escape is the reference's */
-    TRY(new_span(keys, input, input_length));
-    s->p = input;
-    TRY(member_key(s, members, &key, &length));
-    const char *name = s->out + key + 1;
+    Py_ssize_t before = s->len, length;
+    const unsigned char *text;
+    TRY(plain_key(s, keys, &text, &length)); /* a key with an escape is the reference's */
+    if (members) {
+        TRY(PUT(s, ","));
+    }
+    Py_ssize_t key = s->len;
+    TRY(put(s, text, length));
+    TRY(PUT(s, ":"));
+    const char *name = (const char *)text + 1;
     Py_ssize_t size = length - 2;
     const Rule *rule = find_rule(rules, name, size);
     int drop = r->keen && rule != NULL && (rule->flags & KEEN_DROP);
@@ -1601,10 +1632,8 @@ render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         (r.keen = PyObject_IsTrue(args[3])) < 0) {
         return NULL;
     }
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    const unsigned char *body = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Scan s = {body, body + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
-    if (reserve(&s, size + 256) != OK) {
+    Scan s;
+    if (scan_of(&s, args[0]) != OK) {
         return PyErr_NoMemory();
     }
     int status = at(&s, '{') ? render_object(&s, &r, usage ? &UsageRoot : &EventRoot, 1) : DECLINE;
@@ -1674,15 +1703,7 @@ find_columns(Scan *s, const Layout *layout, const Node *node, const unsigned cha
     for (;;) {
         const unsigned char *key;
         Py_ssize_t length;
-        if (!at(s, '"')) {
-            return DECLINE;
-        }
-        TRY(string_span(s, &key, &length));
-        TRY(new_span(&keys, key, length));
-        if (!at(s, ':')) {
-            return DECLINE;
-        }
-        s->p++;
+        TRY(plain_key(s, &keys, &key, &length));
         const Node *found = NULL;
         for (int i = node->first; i < node->first + node->children; i++) {
             const Node *child = &layout->nodes[i];
@@ -2001,11 +2022,9 @@ csv_row(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const Layout *layout = &layouts[index];
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    const unsigned char *body = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Scan s = {body, body + size, buffer, 0, buffer_cap, 0, 0, 0, -1, 0, 0, 0};
+    Scan s;
     const unsigned char *cells[MAX_COLUMNS] = {NULL};
-    int status = reserve(&s, size + 256);
+    int status = scan_of(&s, args[0]);
     if (status == OK) {
         status = at(&s, '{') ? find_columns(&s, layout, &layout->nodes[0], cells, 1) : DECLINE;
     }

@@ -48,8 +48,9 @@ def canonical_json(
     first = next((line for line in rest if line and not line.isspace()), None)
     if first is None:
         return
+    want = _WANT[version]
     array = first.lstrip().startswith(b"[")
-    fast = None if array else _canonical(first, _usage(first, kind), _WANT[version])
+    fast = None if array else _canonical(first, _usage(first, kind), want)
     if fast is not None:
         yield fast
     else:  # the framing as parse_json tells it: an array, one document, or NDJSON's first line
@@ -57,7 +58,6 @@ def canonical_json(
         for item in framed if array else [next(framed)]:
             yield item if isinstance(item, RecordError) else canonical_record(item)
     index = 1
-    want = _WANT[version]
     for line in rest:  # NDJSON, one record per line: the common case
         if not line or line.isspace():  # not ``strip()``: that copies every line
             continue
