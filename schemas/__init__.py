@@ -5,7 +5,15 @@ from it in the version and shape each destination asked for. ``../spec/FORMATS.m
 contract; the JSON Schema files of each kind and version live in ``schemas/json/``.
 """
 
-from schemas.canonical import Canonical, canonical, canonical_json, canonical_kind, canonical_record
+from schemas.canonical import (
+    Canonical,
+    Lines,
+    canonical,
+    canonical_json,
+    canonical_kind,
+    canonical_lines,
+    canonical_record,
+)
 from schemas.csv_format import csv_header, csv_row, csv_row_stored, read_csv, render_csv
 from schemas.decode import iter_json, loads, loads_stored, parse_json
 from schemas.errors import InvalidValue, MalformedRecord, MissingField, RecordError, WrongType
@@ -19,6 +27,7 @@ __all__ = [
     "Canonical",
     "InvalidValue",
     "Kind",
+    "Lines",
     "MalformedRecord",
     "MissingField",
     "Record",
@@ -29,6 +38,7 @@ __all__ = [
     "canonical",
     "canonical_json",
     "canonical_kind",
+    "canonical_lines",
     "canonical_record",
     "csv_header",
     "csv_row",

@@ -255,14 +255,21 @@ put(Scan *s, const void *bytes, Py_ssize_t n)
     return OK;
 }
 
-/* A scan of ``bytes`` into the output buffer, with room for about its size. */
+/* A scan of ``size`` bytes at ``p`` into the output buffer, with room for about their size.
+ * The byte after them must be no plain one (see PLAIN): a bytes object's closing NUL, or the
+ * newline after a line of a body. */
+static int
+scan_at(Scan *s, const unsigned char *p, Py_ssize_t size)
+{
+    *s = (Scan){.p = p, .end = p + size, .out = buffer, .cap = buffer_cap, .alert = -1};
+    return reserve(s, size + 256);
+}
+
+/* A scan of ``bytes``. */
 static int
 scan_of(Scan *s, PyObject *bytes)
 {
-    Py_ssize_t size = PyBytes_GET_SIZE(bytes);
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(bytes);
-    *s = (Scan){.p = p, .end = p + size, .out = buffer, .cap = buffer_cap, .alert = -1};
-    return reserve(s, size + 256);
+    return scan_at(s, (const unsigned char *)PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
 }
 
 #define PUT(s, literal) put(s, literal, sizeof(literal) - 1)
@@ -1223,41 +1230,144 @@ record(Scan *s, const Struct *type)
     return s->p == s->end ? OK : DECLINE;
 }
 
+/* The arguments of ``canonical`` and ``canonical_lines``: 0, or -1 with an exception set. */
+static int
+read_args(PyObject *const *args, Py_ssize_t nargs, const char *usage_text, int *usage,
+          long *want)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, usage_text);
+        return -1;
+    }
+    *usage = PyObject_IsTrue(args[1]);
+    if (*usage < 0) {
+        return -1;
+    }
+    *want = PyLong_AsLong(args[2]);
+    if (*want == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*want < 0 || *want > 2) {
+        PyErr_SetString(PyExc_ValueError, "want: 0 (any version), 1 (new) or 2 (legacy)");
+        return -1;
+    }
+    return 0;
+}
+
+/* One record of ``size`` bytes at ``p`` read into ``s``: OK, DECLINE or NOMEM. ``want``: 0
+ * any version, 1 new, 2 old or migrated. */
+static int
+read_record(Scan *s, const unsigned char *p, Py_ssize_t size, int usage, long want)
+{
+    TRY(scan_at(s, p, size));
+    TRY(record(s, usage ? &Usage : &Event));
+    if ((s->wide && s->odd) || (want == 1 && s->legacy) || (want == 2 && !s->legacy)) {
+        return DECLINE;
+    }
+    return OK;
+}
+
 static PyObject *
 canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "canonical(raw: bytes, usage: bool, want: int)");
-        return NULL;
-    }
-    int usage = PyObject_IsTrue(args[1]);
-    if (usage < 0) {
-        return NULL;
-    }
-    long want = PyLong_AsLong(args[2]);
-    if (want == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (want < 0 || want > 2) {
-        PyErr_SetString(PyExc_ValueError, "want: 0 (any version), 1 (new) or 2 (legacy)");
+    int usage;
+    long want;
+    if (read_args(args, nargs, "canonical(raw: bytes, usage: bool, want: int)", &usage, &want)) {
         return NULL;
     }
     Scan s;
-    if (scan_of(&s, args[0]) != OK) {
-        return PyErr_NoMemory();
-    }
-    int status = record(&s, usage ? &Usage : &Event);
+    const char *raw = PyBytes_AS_STRING(args[0]);
+    int status = read_record(&s, (const unsigned char *)raw, PyBytes_GET_SIZE(args[0]), usage,
+                             want);
     if (status == NOMEM) {
         return done(PyErr_NoMemory());
     }
-    /* want: 0 any version, 1 new, 2 old or migrated */
-    if (status == DECLINE || (s.wide && s.odd) || (want == 1 && s.legacy) ||
-        (want == 2 && !s.legacy)) {
+    if (status == DECLINE) {
         return done(Py_NewRef(Py_None));
     }
     return done(Py_BuildValue("(y#OLLi)", s.out, s.len, usage ? Py_True : Py_False,
                               s.organisation, s.event_type, s.alert));
+}
+
+/* Whether the ``size`` bytes at ``p`` are JSON's white space only. */
+static int
+blank(const unsigned char *p, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ``canonical_lines(body, usage, want)``: every record of an NDJSON body (one per line, blank
+ * lines left out) as ``canonical`` reads it, as ``(bodies, organisations, event_types,
+ * alerts)``: a list of canonical bytes and three columns of native 8-, 8- and 1-byte integers
+ * (the last two empty for usage); or None when one line is not this pass's (the caller reads
+ * the body with the reference). */
+static PyObject *
+canonical_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    int usage;
+    long want;
+    if (read_args(args, nargs, "canonical_lines(body: bytes, usage: bool, want: int)", &usage,
+                  &want)) {
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = p + PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t lines = 1;
+    for (const unsigned char *q = p; (q = memchr(q, '\n', end - q)) != NULL; q++) {
+        lines++;
+    }
+    PyObject *bodies = PyList_New(0);
+    long long *organisations = PyMem_Malloc(lines * sizeof(long long));
+    long long *event_types = PyMem_Malloc(lines * sizeof(long long));
+    signed char *alerts = PyMem_Malloc(lines);
+    PyObject *result = NULL;
+    if (bodies == NULL || organisations == NULL || event_types == NULL || alerts == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    Py_ssize_t n = 0;
+    for (const unsigned char *line = p; line <= end;) {
+        const unsigned char *stop = memchr(line, '\n', end - line);
+        if (stop == NULL) {
+            stop = end;
+        }
+        if (!blank(line, stop - line)) {
+            Scan s;
+            int status = read_record(&s, line, stop - line, usage, want);
+            if (status != OK) {
+                result = status == NOMEM ? PyErr_NoMemory() : Py_NewRef(Py_None);
+                goto out;
+            }
+            PyObject *canonical = PyBytes_FromStringAndSize(s.out, s.len);
+            if (canonical == NULL || PyList_Append(bodies, canonical) < 0) {
+                Py_XDECREF(canonical);
+                goto out;
+            }
+            Py_DECREF(canonical);
+            organisations[n] = s.organisation;
+            event_types[n] = s.event_type;
+            alerts[n] = (signed char)s.alert;
+            n++;
+        }
+        line = stop + 1;
+    }
+    Py_ssize_t facts = usage ? 0 : n;
+    result = Py_BuildValue("(Oy#y#y#)", bodies, (const char *)organisations,
+                           n * (Py_ssize_t)sizeof(long long), (const char *)event_types,
+                           facts * (Py_ssize_t)sizeof(long long), (const char *)alerts, facts);
+out:
+    Py_XDECREF(bodies);
+    PyMem_Free(organisations);
+    PyMem_Free(event_types);
+    PyMem_Free(alerts);
+    return done(result);
 }
 
 /* ---- Rendering: a stored record's canonical bytes as ``old`` or ``migrated`` write them ----
@@ -2134,6 +2244,8 @@ csv_layout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"canonical", (PyCFunction)(void (*)(void))canonical, METH_FASTCALL,
      "canonical(raw, usage, want) -> (body, usage, organisation, event_type, alert) or None"},
+    {"canonical_lines", (PyCFunction)(void (*)(void))canonical_lines, METH_FASTCALL,
+     "canonical_lines(body, usage, want) -> (bodies, organisations, event_types, alerts) or None"},
     {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
      "render(body, usage, old, keen) -> bytes or None"},
     {"csv_layout", (PyCFunction)(void (*)(void))csv_layout, METH_FASTCALL,

@@ -14,17 +14,30 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 
 from schemas._canonical import canonical as _canonical
+from schemas._canonical import canonical_lines as _canonical_lines
 from schemas.decode import loads, parse_json
 from schemas.errors import RecordError
 from schemas.kinds import Kind, Record, Version, detect_kind
 from schemas.parse import parse_record
 from schemas.render import to_json
 
-__all__ = ["Canonical", "canonical", "canonical_json", "canonical_kind", "canonical_record"]
+__all__ = [
+    "Canonical",
+    "Lines",
+    "canonical",
+    "canonical_json",
+    "canonical_kind",
+    "canonical_lines",
+    "canonical_record",
+]
 
 Canonical = tuple[bytes, bool, int, int, int]
 """A record's canonical bytes, whether it is usage (else an event), its organisation, its event
 type (0 for usage) and its alert (0 or 1, or -1 for none)."""
+
+Lines = tuple[list[bytes], bytes, bytes, bytes]
+"""The records of an NDJSON body: their canonical bytes, and their organisations, event types
+and alerts as columns of native 8-, 8- and 1-byte integers (the last two empty for usage)."""
 
 _WANT = {None: 0, Version.NEW: 1, Version.MIGRATED: 2, Version.OLD: 2}
 """The version a caller expects, as the C pass takes it: any, ``new``, or a legacy one."""
@@ -70,6 +83,13 @@ def canonical_json(
             except RecordError as exc:
                 yield exc.at(index)
         index += 1
+
+
+def canonical_lines(body: bytes, kind: Kind, version: Version | None = None) -> Lines | None:
+    """Every record of an NDJSON body of ``kind`` read in one call of the C pass, or ``None``
+    when one of them is the reference's to read (an error of any kind, an array, a document
+    over many lines, ...): ``canonical_json`` then reads the body."""
+    return _canonical_lines(body, kind is Kind.USAGE, _WANT[version])
 
 
 def canonical_kind(record: Canonical) -> Kind:

@@ -4,7 +4,9 @@ again), never a 500 and never a request left unanswered; each 202-acknowledged r
 delivered; a dead worker is replaced; readiness says whether ingest can make progress; and the
 workers leave with the service, also when it is killed with SIGKILL.
 
-The workers are found in the process tree: the daemon's children started by
+The bodies are JSON arrays: the NDJSON of good records that producers send every day is read
+by the C pass in the service process, and only the other bodies go to a worker. The workers are
+found in the process tree: the daemon's children started by
 ``multiprocessing``'s spawn (the resource tracker, another child, is left alone).
 """
 
@@ -26,6 +28,7 @@ from tests.e2e.harness import (
     eventually,
     fleet_records,
     ids_of,
+    json_array,
     ndjson,
 )
 
@@ -90,9 +93,7 @@ async def test_concurrent_ingest_answers_202_or_503_while_the_worker_is_killed_r
         while posted < MIN_POSTS or len(killed) < KILLS:
             records = fleet_records(next(seeds), RECORDS, Kind.EVENT)
             # The session's timeout (60 s) fails the test on a request left unanswered.
-            response = await daemon.ingest(
-                Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), ndjson=True
-            )
+            response = await daemon.ingest(Kind.EVENT, json_array(records, Kind.EVENT, Version.NEW))
             statuses.append(response.status)
             posted += 1
             if response.status == 202:
@@ -124,7 +125,7 @@ async def test_concurrent_ingest_answers_202_or_503_while_the_worker_is_killed_r
     assert statuses.count(202) > 0, statuses
     # Ingest is whole again: stored, ready, and every acknowledged record arrives.
     last = fleet_records(99, RECORDS, Kind.EVENT)
-    await daemon.ingest_ok(Kind.EVENT, ndjson(last, Kind.EVENT, Version.NEW), RECORDS, ndjson=True)
+    await daemon.ingest_ok(Kind.EVENT, json_array(last, Kind.EVENT, Version.NEW), RECORDS)
     acknowledged.update(ids_of(last))
     assert (await daemon.request("GET", "/health/ready", token=None)).status == 200
     # Each death was seen once and replaced once: one worker, as configured.
@@ -141,23 +142,19 @@ async def test_a_hung_worker_times_out_is_replaced_and_ingest_goes_on(
 ) -> None:
     daemon = await start_daemon(STREAMER_INGEST_TIMEOUT_SECS="2")
     first = fleet_records(1, 10, Kind.EVENT)
-    await daemon.ingest_ok(Kind.EVENT, ndjson(first, Kind.EVENT, Version.NEW), 10, ndjson=True)
+    await daemon.ingest_ok(Kind.EVENT, json_array(first, Kind.EVENT, Version.NEW), 10)
     [hung] = ingest_workers(daemon)
     os.kill(hung, signal.SIGSTOP)
     try:
         second = fleet_records(2, 10, Kind.EVENT)
-        response = await daemon.ingest(
-            Kind.EVENT, ndjson(second, Kind.EVENT, Version.NEW), ndjson=True
-        )
+        response = await daemon.ingest(Kind.EVENT, json_array(second, Kind.EVENT, Version.NEW))
         assert _is_documented_503(response), (response.status, response.text)
         # The hung worker was killed, not left behind; a new one stores the body sent again
         # (on a busy machine its start may itself take longer than this short timeout: 503).
         await eventually(lambda: not _alive(hung), what="the hung worker gone")
 
         async def stored() -> bool:
-            response = await daemon.ingest(
-                Kind.EVENT, ndjson(second, Kind.EVENT, Version.NEW), ndjson=True
-            )
+            response = await daemon.ingest(Kind.EVENT, json_array(second, Kind.EVENT, Version.NEW))
             assert response.status == 202 or _is_documented_503(response), response.text
             return response.status == 202
 
@@ -174,8 +171,8 @@ async def test_readiness_is_503_while_no_ingest_worker_can_start_and_200_once_on
 ) -> None:
     daemon = await start_daemon()
     records = fleet_records(3, 10, Kind.EVENT)
-    body = ndjson(records, Kind.EVENT, Version.NEW)
-    await daemon.ingest_ok(Kind.EVENT, body, 10, ndjson=True)
+    body = json_array(records, Kind.EVENT, Version.NEW)
+    await daemon.ingest_ok(Kind.EVENT, body, 10)
     [worker] = ingest_workers(daemon)
     # What a package upgrade that breaks imports does under a running service: the service
     # runs on, and every new worker fails to start (its working directory comes first on
@@ -185,7 +182,7 @@ async def test_readiness_is_503_while_no_ingest_worker_can_start_and_200_once_on
     (broken / "__init__.py").write_text('raise ImportError("broken on purpose")\n')
     os.kill(worker, signal.SIGKILL)
 
-    response = await daemon.ingest(Kind.EVENT, body, ndjson=True)
+    response = await daemon.ingest(Kind.EVENT, body)
     assert _is_documented_503(response), (response.status, response.text)
     ready = await daemon.request("GET", "/health/ready", token=None)
     assert ready.status == 503, ready.text
@@ -197,7 +194,7 @@ async def test_readiness_is_503_while_no_ingest_worker_can_start_and_200_once_on
         return (await daemon.request("GET", "/health/ready", token=None)).status == 200
 
     await eventually(is_ready, what="ready again", interval_secs=API_POLL_SECS)
-    await daemon.ingest_ok(Kind.EVENT, body, 10, ndjson=True)
+    await daemon.ingest_ok(Kind.EVENT, body, 10)
 
 
 async def test_ingest_workers_exit_when_the_service_is_killed(
@@ -205,11 +202,18 @@ async def test_ingest_workers_exit_when_the_service_is_killed(
 ) -> None:
     daemon = await start_daemon(STREAMER_INGEST_WORKERS="2")
     bodies = [
-        ndjson(fleet_records(s, RECORDS, Kind.EVENT), Kind.EVENT, Version.NEW) for s in (4, 5)
+        json_array(fleet_records(s, RECORDS, Kind.EVENT), Kind.EVENT, Version.NEW) for s in (4, 5)
     ]
-    await asyncio.gather(
-        *(daemon.ingest_ok(Kind.EVENT, body, RECORDS, ndjson=True) for body in bodies)
-    )
+    await asyncio.gather(*(daemon.ingest_ok(Kind.EVENT, body, RECORDS) for body in bodies))
     workers = await eventually(lambda: ingest_workers(daemon), what="ingest workers")
     await daemon.kill9()
     await eventually(lambda: not [pid for pid in workers if _alive(pid)], what="the workers gone")
+
+
+async def test_ndjson_of_good_records_is_read_without_a_worker(start_daemon: StartDaemon) -> None:
+    daemon = await start_daemon()
+    records = fleet_records(6, 10, Kind.EVENT)
+    await daemon.ingest_ok(Kind.EVENT, ndjson(records, Kind.EVENT, Version.NEW), 10, ndjson=True)
+    assert ingest_workers(daemon) == []
+    await daemon.ingest_ok(Kind.EVENT, json_array(records, Kind.EVENT, Version.NEW), 10)
+    assert len(ingest_workers(daemon)) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from array import array
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from schemas import (
 )
 from schemas import parse_record as reference_parse
 from schemas._canonical import canonical as c_pass
+from schemas._canonical import canonical_lines as c_lines
 from schemas._canonical import csv_row as c_row
 from schemas._canonical import render as c_render
 from schemas.csv_rows import _C_LAYOUTS as C_LAYOUTS
@@ -88,6 +90,35 @@ def test_every_record_of_the_golden_corpus_reads_the_same_and_most_are_taken() -
     # The rest write timestamps with offsets or fractions other than milliseconds, or hold both
     # an integer beyond 64 bits and a float whose forms differ: left to the reference.
     assert taken > 0.8 * valid
+
+
+def test_a_body_of_lines_reads_as_its_lines_do_one_by_one() -> None:
+    with gzip.open(CORPUS, "rb") as lines:
+        corpus = [orjson.loads(line) for line in lines]
+    for kind in Kind:
+        raws = [
+            e["input"].encode()
+            for e in corpus
+            if e["kind"] == kind.value and "\n" not in e["input"]
+        ]
+        whole = 0
+        for start in range(0, len(raws), 7):
+            chunk = raws[start : start + 7]
+            usage = kind is Kind.USAGE
+            one_by_one = [c_pass(raw, usage, 0) for raw in chunk]
+            read = c_lines(b"\r\n \n".join(chunk) + b"\n", usage, 0)
+            if None in one_by_one:
+                assert read is None
+                continue
+            whole += 1
+            assert read is not None
+            bodies, organisations, event_types, alerts = read
+            taken = [t for t in one_by_one if t is not None]
+            assert bodies == [t[0] for t in taken]
+            assert array("q", organisations).tolist() == [t[2] for t in taken]
+            assert array("q", event_types).tolist() == ([] if usage else [t[3] for t in taken])
+            assert array("b", alerts).tolist() == ([] if usage else [t[4] for t in taken])
+        assert whole > 10
 
 
 _SETTINGS = settings(

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from schemas import Kind, Version
-from tests.e2e.harness import fleet_records, ndjson
+from tests.e2e.harness import fleet_records, json_array
 
 TOKEN = "startup_" + "x" * 40
 
@@ -195,11 +195,12 @@ def test_ctrl_c_of_run_after_ingest_prints_no_traceback(tmp_path: Path) -> None:
     terminal.read_until(b'"listening"')
     line = next(x for x in terminal.text.splitlines() if '"listening"' in x)
     url = orjson.loads(line[line.index("{") :])["url"]
-    body = ndjson(fleet_records(1, 50, Kind.EVENT), Kind.EVENT, Version.NEW)
+    # an array: the ingest worker reads it (NDJSON of good records is read without one)
+    body = json_array(fleet_records(1, 50, Kind.EVENT), Kind.EVENT, Version.NEW)
     request = urllib.request.Request(
         f"{url}/api/v1/ingest/events",
         data=body,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.status == 202
