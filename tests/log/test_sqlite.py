@@ -127,6 +127,17 @@ async def test_an_append_is_one_row_however_many_organisations_it_holds(log: Sql
     ]
 
 
+async def test_a_new_log_has_large_pages_and_checkpoints_its_wal_at_about_4_mib(
+    log: SqliteLog,
+) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[int, int]:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        return page, conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * page
+
+    assert await log._write(pragmas) == (32768, 4 << 20)
+    assert await log._read(pragmas) == (32768, 4 << 20)
+
+
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
     stored = [
         Entry(Kind.EVENT, 7, 19, 1, b'{"e":1}'),
