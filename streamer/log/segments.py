@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import accumulate, count
+from operator import add
 from typing import Any, cast
 
 from schemas import Kind
@@ -78,9 +79,18 @@ class Segment:
         "kinds",
         "organisations",
     )
+    first: int
+    count: int
+    bodies: tuple[bytes, ...]
+    body: bytes
+    ends: list[int]
+    organisations: tuple[int, ...]
+    kinds: bytes
+    event_types: tuple[int | None, ...]
+    alerts: tuple[int | None, ...]
 
     def __init__(self, entries: Sequence[Entry]) -> None:
-        bodies = [entry.body for entry in entries]
+        kinds, organisations, event_types, alerts, bodies = zip(*entries, strict=True)
         body = b"\n".join(bodies)
         if body.count(b"\n") != len(bodies) - 1:  # the record would not read back as it was
             raise LogError("a record's bytes hold a raw newline: the log takes canonical JSON")
@@ -88,11 +98,11 @@ class Segment:
         self.count = len(entries)
         self.bodies = bodies
         self.body = body
-        self.ends = [end + i for i, end in enumerate(accumulate(map(len, bodies)))]
-        self.organisations = [entry.organisation for entry in entries]
-        self.kinds = bytes([_CODES[entry.kind] for entry in entries])
-        self.event_types = [entry.event_type for entry in entries]
-        self.alerts = [entry.alert for entry in entries]
+        self.ends = list(map(add, accumulate(map(len, bodies)), count()))
+        self.organisations = organisations
+        self.kinds = bytes(map(_CODES.__getitem__, kinds))
+        self.event_types = event_types
+        self.alerts = alerts
 
     def rows(self) -> list[Row]:
         """Its records as rows (once it has its offsets)."""

@@ -134,8 +134,8 @@ async def test_a_new_log_has_large_pages_and_checkpoints_its_wal_at_about_4_mib(
         page = conn.execute("PRAGMA page_size").fetchone()[0]
         return page, conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * page
 
-    assert await log._write(pragmas) == (32768, 4 << 20)
-    assert await log._read(pragmas) == (32768, 4 << 20)
+    assert await log._write(pragmas) == (16384, 4 << 20)
+    assert await log._read(pragmas) == (16384, 4 << 20)
 
 
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:
