@@ -2,7 +2,8 @@
  * canonical bytes, for the records producers send every day (FORMATS.md §2–§3).
  *
  * ``canonical(raw, usage, want)`` returns ``(body, usage, organisation, event_type, alert)``
- * or None.
+ * or None; ``canonical_lines(body, usage, want)`` reads every line of an NDJSON body so, in
+ * one call, or returns None when one of them is not this pass's.
  * None means "not mine to judge": the record holds something this pass does not take (an
  * escape in a string, a number orjson would write differently, a duplicate key, a timestamp
  * with an offset, any error, ...) and schemas.parse, the reference, reads it instead, giving

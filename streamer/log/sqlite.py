@@ -482,9 +482,9 @@ class SqliteLog:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         # A segment is hundreds of kilobytes: in pages of 16 KiB, not 4, appending one costs
-        # about 0.7 times the CPU (BENCHMARKS.md, "The log's page size"), and a commit of a
-        # few bytes about a tenth more. Taken when the database is made; the WAL is
-        # checkpointed at about 4 MiB, as with SQLite's defaults.
+        # 0.7-0.85 times the CPU, and an append of one record about a tenth more (BENCHMARKS.md,
+        # "The log's page size"). Taken when the database is made; the WAL is checkpointed at
+        # about 4 MiB, as with SQLite's defaults.
         conn.execute(f"PRAGMA page_size = {_PAGE_BYTES}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // _PAGE_BYTES}")
         conn.execute("PRAGMA journal_mode = WAL")
