@@ -350,7 +350,7 @@ string_span(Scan *s, const unsigned char **start, Py_ssize_t *length)
 {
     const unsigned char *p = s->p + 1, *end = s->end;
     for (;;) {
-        while (PLAIN[*p]) { /* stops at the NUL after a bytes object's end */
+        while (PLAIN[*p]) { /* stops at the byte after the span (see scan_at) */
             p++;
         }
         if (p >= end || *p < 0x20 || *p == '\\') {
@@ -479,8 +479,8 @@ escape(Scan *s, const unsigned char **at)
     return put_char(s, c);
 }
 
-/* The string at ``s->p`` (its opening quote), written as orjson writes it. The input is a
- * bytes object's buffer: the NUL after its end is no plain byte, so runs stop there. */
+/* The string at ``s->p`` (its opening quote), written as orjson writes it. The byte after
+ * the span scanned is no plain byte (see scan_at), so runs stop there. */
 static int
 copy_string(Scan *s)
 {
@@ -1291,23 +1291,87 @@ canonical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                               s.organisation, s.event_type, s.alert));
 }
 
-/* Whether the ``size`` bytes at ``p`` are JSON's white space only. */
+/* Whether the ``size`` bytes at ``p`` are spaces and tabs only (a line of them is skipped). */
 static int
 blank(const unsigned char *p, Py_ssize_t size)
 {
     for (Py_ssize_t i = 0; i < size; i++) {
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
+        if (p[i] != ' ' && p[i] != '\t') {
             return 0;
         }
     }
     return 1;
 }
 
-/* ``canonical_lines(body, usage, want)``: every record of an NDJSON body (one per line, blank
- * lines left out) as ``canonical`` reads it, as ``(bodies, organisations, event_types,
- * alerts)``: a list of canonical bytes and three columns of native 8-, 8- and 1-byte integers
- * (the last two empty for usage); or None when one line is not this pass's (the caller reads
- * the body with the reference). */
+/* The end of the line at ``p``: the first CR or LF from there (where bytes.splitlines ends a
+ * line, as the reference reads a body), or ``end``. ``*cr`` and ``*lf`` are the next of each
+ * seen so far, or NULL when none is left: each is searched for again only once passed, so
+ * the body is read once for each. */
+static const unsigned char *
+line_end(const unsigned char *p, const unsigned char *end, const unsigned char **cr,
+         const unsigned char **lf)
+{
+    if (*cr != NULL && *cr < p) {
+        *cr = memchr(p, '\r', end - p);
+    }
+    if (*lf != NULL && *lf < p) {
+        *lf = memchr(p, '\n', end - p);
+    }
+    const unsigned char *stop = end;
+    if (*cr != NULL && *cr < stop) {
+        stop = *cr;
+    }
+    if (*lf != NULL && *lf < stop) {
+        stop = *lf;
+    }
+    return stop;
+}
+
+/* The routing facts of a body's records, in arrays that grow as records are read. */
+typedef struct {
+    long long *organisations;
+    long long *event_types;
+    signed char *alerts;
+    Py_ssize_t count;
+    Py_ssize_t cap;
+} Facts;
+
+static int
+add_facts(Facts *f, const Scan *s)
+{
+    if (f->count == f->cap) {
+        Py_ssize_t cap = f->cap ? f->cap * 2 : 64;
+        long long *organisations = PyMem_Realloc(f->organisations, cap * sizeof(long long));
+        if (organisations != NULL) {
+            f->organisations = organisations;
+        }
+        long long *event_types = PyMem_Realloc(f->event_types, cap * sizeof(long long));
+        if (event_types != NULL) {
+            f->event_types = event_types;
+        }
+        signed char *alerts = PyMem_Realloc(f->alerts, cap);
+        if (alerts != NULL) {
+            f->alerts = alerts;
+        }
+        if (organisations == NULL || event_types == NULL || alerts == NULL) {
+            return NOMEM;
+        }
+        f->cap = cap;
+    }
+    f->organisations[f->count] = s->organisation;
+    f->event_types[f->count] = s->event_type;
+    f->alerts[f->count] = (signed char)s->alert;
+    f->count++;
+    return OK;
+}
+
+/* ``canonical_lines(body, usage, want)``: every record of an NDJSON body (one per line, as
+ * bytes.splitlines cuts it; lines of spaces and tabs left out) as ``canonical`` reads it, as
+ * ``(bodies, organisations, event_types, alerts)``: a list of canonical bytes and three
+ * columns of native 8-, 8- and 1-byte integers (the last two empty for usage); or None when
+ * one line is not this pass's (the caller reads the body with the reference). A line's span
+ * is scanned in place: the byte after it is a CR, an LF or the body's closing NUL, none of
+ * them plain. */
 static PyObject *
 canonical_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1320,28 +1384,21 @@ canonical_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     const unsigned char *end = p + PyBytes_GET_SIZE(args[0]);
-    Py_ssize_t lines = 1;
-    for (const unsigned char *q = p; (q = memchr(q, '\n', end - q)) != NULL; q++) {
-        lines++;
-    }
-    PyObject *bodies = PyList_New(0);
-    long long *organisations = PyMem_Malloc(lines * sizeof(long long));
-    long long *event_types = PyMem_Malloc(lines * sizeof(long long));
-    signed char *alerts = PyMem_Malloc(lines);
+    const unsigned char *cr = memchr(p, '\r', end - p), *lf = memchr(p, '\n', end - p);
+    Facts facts = {NULL, NULL, NULL, 0, 0};
     PyObject *result = NULL;
-    if (bodies == NULL || organisations == NULL || event_types == NULL || alerts == NULL) {
-        PyErr_NoMemory();
+    PyObject *bodies = PyList_New(0);
+    if (bodies == NULL) {
         goto out;
     }
-    Py_ssize_t n = 0;
     for (const unsigned char *line = p; line <= end;) {
-        const unsigned char *stop = memchr(line, '\n', end - line);
-        if (stop == NULL) {
-            stop = end;
-        }
+        const unsigned char *stop = line_end(line, end, &cr, &lf);
         if (!blank(line, stop - line)) {
             Scan s;
             int status = read_record(&s, line, stop - line, usage, want);
+            if (status == OK) {
+                status = add_facts(&facts, &s);
+            }
             if (status != OK) {
                 result = status == NOMEM ? PyErr_NoMemory() : Py_NewRef(Py_None);
                 goto out;
@@ -1352,22 +1409,24 @@ canonical_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto out;
             }
             Py_DECREF(canonical);
-            organisations[n] = s.organisation;
-            event_types[n] = s.event_type;
-            alerts[n] = (signed char)s.alert;
-            n++;
         }
-        line = stop + 1;
+        line = stop + (stop[0] == '\r' && stop + 1 < end && stop[1] == '\n' ? 2 : 1);
     }
-    Py_ssize_t facts = usage ? 0 : n;
-    result = Py_BuildValue("(Oy#y#y#)", bodies, (const char *)organisations,
-                           n * (Py_ssize_t)sizeof(long long), (const char *)event_types,
-                           facts * (Py_ssize_t)sizeof(long long), (const char *)alerts, facts);
+    if (facts.count == 0) { /* ``y#`` makes None of a NULL pointer */
+        result = Py_BuildValue("(Oyyy)", bodies, "", "", "");
+    } else {
+        Py_ssize_t routed = usage ? 0 : facts.count;
+        result = Py_BuildValue("(Oy#y#y#)", bodies, (const char *)facts.organisations,
+                               facts.count * (Py_ssize_t)sizeof(long long),
+                               (const char *)facts.event_types,
+                               routed * (Py_ssize_t)sizeof(long long),
+                               (const char *)facts.alerts, routed);
+    }
 out:
     Py_XDECREF(bodies);
-    PyMem_Free(organisations);
-    PyMem_Free(event_types);
-    PyMem_Free(alerts);
+    PyMem_Free(facts.organisations);
+    PyMem_Free(facts.event_types);
+    PyMem_Free(facts.alerts);
     return done(result);
 }
 

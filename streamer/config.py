@@ -72,10 +72,11 @@ class Settings(BaseSettings):
     body_timeout_secs: float = Field(60.0, gt=0)
     """A request body must arrive within this time of the handler reading it (408 beyond)."""
     ingest_workers: int | None = Field(None, ge=0, le=64)
-    """Processes that parse ingest bodies; 0 parses in the service process; unset: one per
-    core beyond the first (at most four)."""
+    """Processes that read the ingest bodies the C pass leaves to the reference reader (bad
+    records, arrays, ...; NDJSON of good records is read in the service process); 0 reads them
+    in the service process; unset: one per core beyond the first (at most four)."""
     ingest_timeout_secs: float = Field(30.0, gt=0)
-    """How long an ingest body may take to parse in a worker (waiting for a free one
+    """How long an ingest body may take to read in a worker (waiting for a free one
     included) before the request is answered 503 and a hung worker is replaced."""
     rate_limit_requests: int = Field(2000, gt=0)
     rate_limit_window_secs: float = Field(300.0, gt=0)

@@ -66,7 +66,8 @@ def unpack(typecode: str, blob: bytes) -> array[int]:
 
 
 class Segment:
-    """The records of one append; ``first`` is set once the append has its offsets."""
+    """The records of one append (one or more); ``first`` is set once the append has its
+    offsets."""
 
     __slots__ = (
         "alerts",

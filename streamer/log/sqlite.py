@@ -483,11 +483,12 @@ class SqliteLog:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         # A segment is hundreds of kilobytes: in pages of 16 KiB, not 4, appending one costs
         # 0.7-0.85 times the CPU, and an append of one record about a tenth more (BENCHMARKS.md,
-        # "The log's page size"). Taken when the database is made; the WAL is checkpointed at
-        # about 4 MiB, as with SQLite's defaults.
+        # "The log's page size"). Taken when the database is made (one made before keeps its
+        # pages); the WAL is checkpointed at about 4 MiB, as with SQLite's defaults.
         conn.execute(f"PRAGMA page_size = {_PAGE_BYTES}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // _PAGE_BYTES}")
         conn.execute("PRAGMA journal_mode = WAL")
+        page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // page_bytes}")
         conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
         conn.execute("PRAGMA busy_timeout = 10000")
         return conn

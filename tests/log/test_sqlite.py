@@ -127,15 +127,31 @@ async def test_an_append_is_one_row_however_many_organisations_it_holds(log: Sql
     ]
 
 
+def pragmas(conn: sqlite3.Connection) -> tuple[int, int]:
+    """A connection's page size, and the WAL's size at which it checkpoints."""
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    return page, conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * page
+
+
 async def test_a_new_log_has_large_pages_and_checkpoints_its_wal_at_about_4_mib(
     log: SqliteLog,
 ) -> None:
-    def pragmas(conn: sqlite3.Connection) -> tuple[int, int]:
-        page = conn.execute("PRAGMA page_size").fetchone()[0]
-        return page, conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * page
-
     assert await log._write(pragmas) == (16384, 4 << 20)
     assert await log._read(pragmas) == (16384, 4 << 20)
+
+
+async def test_a_log_made_with_small_pages_keeps_them_and_checkpoints_at_about_4_mib(
+    tmp_path: Path,
+) -> None:
+    made = sqlite3.connect(tmp_path / "streamer.db")
+    made.execute("PRAGMA page_size = 4096")
+    made.execute("PRAGMA journal_mode = WAL")
+    made.close()
+    log = await SqliteLog.open(tmp_path)
+    try:
+        assert await log._write(pragmas) == (4096, 4 << 20)
+    finally:
+        await log.aclose()
 
 
 async def test_rows_keep_their_routing_facts(log: SqliteLog) -> None:

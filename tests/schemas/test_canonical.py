@@ -92,21 +92,26 @@ def test_every_record_of_the_golden_corpus_reads_the_same_and_most_are_taken() -
     assert taken > 0.8 * valid
 
 
-def test_a_body_of_lines_reads_as_its_lines_do_one_by_one() -> None:
+@pytest.mark.parametrize("want", [0, 1, 2])
+def test_a_body_of_lines_reads_as_its_lines_do_one_by_one(want: int) -> None:
     with gzip.open(CORPUS, "rb") as lines:
         corpus = [orjson.loads(line) for line in lines]
+    endings = [b"\n", b"\r\n", b"\r", b"\n \t\n", b"\r\n\r\n"]
     for kind in Kind:
+        usage = kind is Kind.USAGE
         raws = [
             e["input"].encode()
             for e in corpus
-            if e["kind"] == kind.value and "\n" not in e["input"]
+            if e["kind"] == kind.value and "\n" not in e["input"] and "\r" not in e["input"]
         ]
+        # every input, and those the pass takes alone (so most bodies are read whole)
+        raws += [raw for raw in raws if c_pass(raw, usage, want) is not None]
         whole = 0
         for start in range(0, len(raws), 7):
             chunk = raws[start : start + 7]
-            usage = kind is Kind.USAGE
-            one_by_one = [c_pass(raw, usage, 0) for raw in chunk]
-            read = c_lines(b"\r\n \n".join(chunk) + b"\n", usage, 0)
+            ending = endings[start % len(endings)]
+            one_by_one = [c_pass(raw, usage, want) for raw in chunk]
+            read = c_lines(ending.join(chunk) + ending * (start % 2), usage, want)
             if None in one_by_one:
                 assert read is None
                 continue
@@ -119,6 +124,15 @@ def test_a_body_of_lines_reads_as_its_lines_do_one_by_one() -> None:
             assert array("q", event_types).tolist() == ([] if usage else [t[3] for t in taken])
             assert array("b", alerts).tolist() == ([] if usage else [t[4] for t in taken])
         assert whole > 10
+
+
+def test_a_carriage_return_ends_a_line_as_splitlines_ends_it() -> None:
+    good = orjson.dumps(EVENT)
+    inside = good.replace(b",", b",\r", 1)
+    assert c_pass(inside, False, 0) is not None  # white space to JSON, a line's end to NDJSON
+    assert c_lines(inside + b"\n" + good, False, 0) is None
+    assert c_lines(good + b"\n" + inside, False, 0) is None
+    assert c_lines(good + b"\r" + good + b"\r\n\r\n" + good, False, 0) is not None
 
 
 _SETTINGS = settings(

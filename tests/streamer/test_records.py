@@ -60,7 +60,11 @@ def _bodies(kind: Kind) -> dict[str, bytes]:
         "a document over many lines": pretty,
         "a bad record": b"\n".join([lines[0], b'{"id": "x"}', lines[1]]),
         "a broken line": b"\n".join([lines[0], lines[1][:-1]]),
-        "two records on a line": lines[0] + b"\r" + lines[1],
+        "records cut by a carriage return": lines[0] + b"\r" + lines[1],
+        "a carriage return inside a record": lines[0].replace(b",", b",\r", 1),
+        "a carriage return inside a record, and another record": b"\n".join(
+            [lines[0].replace(b",", b",\r", 1), lines[1]]
+        ),
         "a vertical tab line": b"\n".join([lines[0], b"\x0b", lines[1]]),
         "a legacy record": b"\n".join(
             [lines[0], dumps(parse_record(sample, kind), kind, Version.OLD)]
@@ -75,6 +79,7 @@ READ_FAST = {
     "one record",
     "empty",
     "a legacy record",
+    "records cut by a carriage return",
 }
 
 
