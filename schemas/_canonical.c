@@ -258,7 +258,7 @@ put(Scan *s, const void *bytes, Py_ssize_t n)
 
 /* A scan of ``size`` bytes at ``p`` into the output buffer, with room for about their size.
  * The byte after them must be no plain one (see PLAIN): a bytes object's closing NUL, or the
- * newline after a line of a body. */
+ * CR or LF after a line of a body. */
 static int
 scan_at(Scan *s, const unsigned char *p, Py_ssize_t size)
 {
