@@ -6,8 +6,9 @@ and its ratio to the baseline ``orjson.loads`` + ``orjson.dumps`` of the same in
 measured in the same run:
 
 - ingest: bytes of any version in, checked and canonical bytes out, with the routing facts
-  (``canonical``: the C pass, the reference reader for what it leaves); the reference reader
-  alone (``parse_record``) for comparison;
+  (``canonical``: the C pass, the reference reader for what it leaves); the same records in
+  NDJSON bodies of 500 of one kind, read as the service reads an ingest body (``read_body``,
+  records per second); the reference reader alone (``parse_record``) for comparison;
 - rendering: a stored record (canonical bytes) in, a stream's rendering out, as the fan-out
   renders it (``render_payload``);
 - ``streamer convert``: whole processes over a file of the records, against a process that runs
@@ -30,9 +31,11 @@ from bench.report import write_section
 from connectors.base import Form, Rendering
 from schemas import Kind, Shape, Version, canonical, dumps, loads, parse_record
 from streamer.fanout.pages import render_payload
+from streamer.records import read_body
 from streamer.simulate import Fleet
 
 Case = Callable[[bytes, Kind], object]
+BODY = 500  # records per ingest body
 _FLOOR = (
     "import sys, orjson\n"
     "out = sys.stdout.buffer\n"
@@ -58,6 +61,19 @@ def ingest(raw: bytes, kind: Kind) -> object:
 
 def reference(raw: bytes, kind: Kind) -> object:
     return dumps(parse_record(loads(raw), kind), kind, Version.NEW)
+
+
+def body(raw: bytes, kind: Kind) -> object:
+    return read_body(raw, kind, None, None)
+
+
+def _bodies(inputs: list[tuple[bytes, Kind]]) -> list[tuple[bytes, Kind]]:
+    """The records as NDJSON bodies of ``BODY`` records of one kind, as producers post them."""
+    bodies = []
+    for kind in Kind:
+        raws = [raw for raw, of in inputs if of is kind]
+        bodies += [(b"\n".join(raws[i : i + BODY]), kind) for i in range(0, len(raws), BODY)]
+    return bodies
 
 
 def rendered(rendering: Rendering) -> Case:
@@ -105,6 +121,8 @@ def _in_process(args: argparse.Namespace) -> list[str]:
         ("baseline: orjson.loads + dumps (new input)", baseline, new, None),
         ("ingest: new → new", ingest, new, 0.8),
         ("ingest: old → new", ingest, old, 0.5),
+        (f"ingest: new → new, {BODY}-record NDJSON bodies (`read_body`)", body, _bodies(new), 0.8),
+        (f"ingest: old → new, {BODY}-record NDJSON bodies (`read_body`)", body, _bodies(old), 0.5),
         ("… the reference reader alone (Python around msgspec): new → new", reference, new, None),
         ("… the reference reader alone: old → new", reference, old, None),
     ]
@@ -112,7 +130,7 @@ def _in_process(args: argparse.Namespace) -> list[str]:
     rows = []
     base = 0.0
     for name, case, inputs, target in cases:
-        rate = _rate(case, inputs, args.rounds)
+        rate = _rate(case, inputs, args.rounds) * len(records) / len(inputs)  # records/s
         base = base or rate
         rows.append(_row(name, rate, base, target))
     return rows
