@@ -134,12 +134,12 @@ class BodyReaders:
     async def read(
         self, body: bytes, kind: Kind, version: Version | None, organisation: int | None
     ) -> ReadBody:
-        read = read_fast(body, kind, version, organisation)
-        if read is not None:
-            return read
         if self._pool is None:
-            return read_reference(body, kind, version, organisation)
-        return await self._pool.run(body, kind, version, organisation)
+            return read_body(body, kind, version, organisation)
+        read = read_fast(body, kind, version, organisation)
+        if read is None:
+            return await self._pool.run(body, kind, version, organisation)
+        return read
 
     async def unready(self) -> str | None:
         """Why ingest cannot read bodies now, or ``None`` when it can. After a failure, an
